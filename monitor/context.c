@@ -1,0 +1,107 @@
+/* Construction and destruction of the monitor's context, and the sinks it
+ * owns. Destruction accepts a half-built context. */
+#include "context.h"
+
+#include "diag.h"
+#include "log-journald.h"
+#include "log-k8s-file.h"
+#include "ctrmon/fd-util.h"
+
+#include <unistd.h>
+
+CtrmonContext *context_new(const CtrmonOptions *opts)
+{
+        CtrmonContext *ctx = g_new0(CtrmonContext, 1);
+        ctx->opts = opts;
+        ctx->loop = g_main_loop_new(NULL, FALSE);
+        ctx->sync.fd = -1;
+        ctx->sync.key = sync_pipe_key(opts->api_version_1, opts->exec);
+        ctx->start_pipe_fd = -1;
+        ctx->attach_pipe_fd = -1;
+        ctx->dev_null_fd = -1;
+        ctx->inherited_fds = g_array_new(FALSE, FALSE, sizeof(int));
+        ctx->pipes = (StdioPipes){ -1, -1, -1, -1, -1, -1 };
+        ctx->sinks = g_ptr_array_new_with_free_func((GDestroyNotify) log_sink_free);
+        ctx->pty_master = -1;
+        ctx->early_exits = g_hash_table_new(g_direct_hash, g_direct_equal);
+        return ctx;
+}
+
+int context_open_sinks(CtrmonContext *ctx, GError **error)
+{
+        const CtrmonOptions *o = ctx->opts;
+        CtrmonOptions *mutable_opts = (CtrmonOptions *) o;
+
+        if (o->log.k8s_file && o->log.k8s_fd >= 0) {
+                K8sFileConfig config = {
+                        .path = o->log.k8s_path,
+                        .fd = o->log.k8s_fd,
+                        .size_max = o->log_size_max,
+                        .global_size_max = o->log_global_size_max,
+                        .rotate = o->log_rotate,
+                        .max_files = o->log_max_files,
+                        .allowlist_dirs = (const char *const *) o->log_allowlist_dirs,
+                };
+                LogSink *sink = NULL;
+                int r = k8s_file_sink_new(&config, &sink, error);
+                if (r < 0)
+                        return r;
+                /* The sink owns the descriptor now. */
+                mutable_opts->log.k8s_fd = -1;
+                g_ptr_array_add(ctx->sinks, sink);
+        }
+        if (o->log.journald) {
+                JournaldConfig config = {
+                        .cid = o->cid,
+                        .name = o->name,
+                        .tag = o->log_tag,
+                        .labels = (const char *const *) o->log_labels,
+                        .no_partial_flag = o->no_container_partial_message,
+                };
+                LogSink *sink = NULL;
+                int r = journald_sink_new(&config, &sink, error);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(ctx->sinks, sink);
+        }
+        return 0;
+}
+
+void context_reopen_logs(CtrmonContext *ctx)
+{
+        for (guint i = 0; i < ctx->sinks->len; i++) {
+                LogSink *sink = g_ptr_array_index(ctx->sinks, i);
+                g_autoptr(GError) error = NULL;
+                if (sink->ops->reopen && sink->ops->reopen(sink, &error) < 0)
+                        log_warning("Failed to reopen the %s log: %s", sink->ops->name, error->message);
+        }
+}
+
+void context_free(CtrmonContext *ctx)
+{
+        if (!ctx)
+                return;
+        if (ctx->timeout_id)
+                g_source_remove(ctx->timeout_id);
+        if (ctx->liveness_id)
+                g_source_remove(ctx->liveness_id);
+        stdio_relay_free(ctx->relay);
+        attach_server_free(ctx->attach);
+        ctl_fifos_free(ctx->ctl);
+        console_socket_free(ctx->console);
+        oom_watch_free(ctx->oom);
+        signals_free(ctx->signals);
+        stdio_pipes_close(&ctx->pipes);
+        ctrmon_close_fd(&ctx->pty_master);
+        ctrmon_close_fd(&ctx->start_pipe_fd);
+        ctrmon_close_fd(&ctx->attach_pipe_fd);
+        ctrmon_close_fd(&ctx->dev_null_fd);
+        if (ctx->sync.fd >= 0)
+                close(ctx->sync.fd);
+        g_ptr_array_unref(ctx->sinks);
+        g_array_unref(ctx->inherited_fds);
+        g_hash_table_unref(ctx->early_exits);
+        g_free(ctx->saved_oom_score_adj);
+        g_main_loop_unref(ctx->loop);
+        g_free(ctx);
+}

@@ -1,0 +1,72 @@
+/* ctrmon's own diagnostics: one formatter for stderr and syslog. It owns the
+ * process-wide level and target; it must never write to the container's logs
+ * or to the sync pipe. */
+#include "diag.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+static CtrmonLogLevel diag_level = CTRMON_LOG_LEVEL_WARNING;
+static bool diag_syslog;
+static char diag_syslog_prefix[64] = "ctrmon";
+
+void diag_init(CtrmonLogLevel level, bool use_syslog, const char *cid, const char *tag)
+{
+        diag_level = level;
+        diag_syslog = use_syslog;
+        if (cid) {
+                /* conmon's syslog prefix: the first 20 chars of "cid" or
+                 * "cid: tag", so entries of one container can be found. */
+                g_autofree char *who = tag ? g_strdup_printf("%s: %s", cid, tag) : g_strdup(cid);
+                g_snprintf(diag_syslog_prefix, sizeof diag_syslog_prefix, "ctrmon %.20s", who);
+        }
+}
+
+static char diag_level_char(CtrmonLogLevel level)
+{
+        switch (level) {
+        case CTRMON_LOG_LEVEL_ERROR:
+                return 'e';
+        case CTRMON_LOG_LEVEL_WARNING:
+                return 'w';
+        case CTRMON_LOG_LEVEL_INFO:
+                return 'i';
+        default:
+                return 'd';
+        }
+}
+
+void diag_log(CtrmonLogLevel level, int errnum, const char *format, ...)
+{
+        if (level > diag_level && level != CTRMON_LOG_LEVEL_ERROR)
+                return;
+
+        int saved_errno = errno;
+        char message[2048];
+        va_list ap;
+        va_start(ap, format);
+        g_vsnprintf(message, sizeof message, format, ap);
+        va_end(ap);
+
+        /* conmon appends " <strerror>" (space, no colon) on stderr and
+         * ": <strerror>" in syslog; callers match the stderr form. */
+        if (errnum)
+                fprintf(stderr, "[conmon:%c]: %s %s\n", diag_level_char(level), message, g_strerror(errnum));
+        else
+                fprintf(stderr, "[conmon:%c]: %s\n", diag_level_char(level), message);
+        fflush(stderr);
+
+        if (diag_syslog) {
+                int priority = level == CTRMON_LOG_LEVEL_ERROR ? LOG_ERR
+                               : level == CTRMON_LOG_LEVEL_WARNING ? LOG_WARNING
+                               : level == CTRMON_LOG_LEVEL_INFO ? LOG_INFO : LOG_DEBUG;
+                if (errnum)
+                        syslog(priority, "%s: %s: %s", diag_syslog_prefix, message, g_strerror(errnum));
+                else
+                        syslog(priority, "%s: %s", diag_syslog_prefix, message);
+        }
+        errno = saved_errno;
+}

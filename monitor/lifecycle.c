@@ -1,0 +1,706 @@
+/* The monitor's state machine. It owns the order of things (spec §2) and the
+ * reporting to the caller (sync pipe, exit files); every mechanism it uses
+ * lives in its own file. After the runtime has been started nothing here
+ * exits the process: failures are reported and the run ends through
+ * lifecycle_finish(), which always writes what the caller waits for. */
+#include "lifecycle.h"
+
+#include "context.h"
+#include "diag.h"
+#include "exit-report.h"
+#include "fs-util.h"
+#include "reaper.h"
+#include "runtime-shim.h"
+#include "ctrmon/error.h"
+#include "ctrmon/fd-util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* How long a killed container (timeout) may take to be reaped before the
+ * monitor reports anyway. */
+#define LIFECYCLE_KILL_GRACE_MS 5000
+/* How long queued attach output may take to reach clients at exit. */
+#define LIFECYCLE_ATTACH_FLUSH_MS 500
+
+/* ---------------------------------------------------------------- start-up */
+
+static void lifecycle_protect_from_oom_killer(CtrmonContext *ctx)
+{
+        /* The monitor holds the exit status: it should be the last thing the
+         * OOM killer picks. The runtime and exit command get the old value. */
+        g_autofree char *old = NULL;
+        if (g_file_get_contents("/proc/self/oom_score_adj", &old, NULL, NULL))
+                ctx->saved_oom_score_adj = g_strstrip(g_steal_pointer(&old));
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "-1000", 5) < 0)
+                log_debug("Failed to set oom_score_adj to -1000: %s", g_strerror(errno));
+        if (fd >= 0)
+                close(fd);
+}
+
+static int lifecycle_read_start_pipe(CtrmonContext *ctx, GError **error)
+{
+        int fd = -1;
+        int r = sync_pipe_fd_from_env("_OCI_STARTPIPE", &fd, error);
+        if (r < 0 || fd < 0)
+                return r;
+
+        /* The caller uses this pause to move the monitor into a cgroup before
+         * anything else exists; the content is not used. */
+        char buf[8192];
+        ssize_t n;
+        do
+                n = read(fd, buf, sizeof buf);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return ctrmon_set_error(error, errno, "start-pipe read failed");
+
+        /* --exec-attach reads it a second time, in the runtime child. */
+        if (ctx->opts->exec_attach)
+                ctx->start_pipe_fd = fd;
+        else
+                close(fd);
+        return 0;
+}
+
+/* Descriptors the caller passed on purpose (not CLOEXEC): the runtime inherits
+ * them at the same numbers (podman's --preserve-fds); the monitor closes them
+ * before it writes the exit files. */
+static void lifecycle_record_inherited_fds(CtrmonContext *ctx)
+{
+        DIR *dir = opendir("/proc/self/fd");
+        if (!dir)
+                return;
+        int self = dirfd(dir);
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                int fd = atoi(de->d_name);
+                if (fd < 3 || fd == self)
+                        continue;
+                int flags = fcntl(fd, F_GETFD);
+                if (flags >= 0 && !(flags & FD_CLOEXEC))
+                        g_array_append_val(ctx->inherited_fds, fd);
+        }
+        closedir(dir);
+}
+
+static int lifecycle_daemonize(CtrmonContext *ctx, GError **error)
+{
+        if (ctx->opts->sync)
+                return 0;
+
+        pid_t pid = fork();
+        if (pid < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to fork the monitor daemon");
+        if (pid > 0) {
+                /* The caller may rely on the pidfile existing as soon as
+                 * this process has exited. */
+                if (ctx->opts->conmon_pidfile) {
+                        char content[32];
+                        int len = g_snprintf(content, sizeof content, "%d", (int) pid);
+                        g_autoptr(GError) local = NULL;
+                        if (fs_write_file_atomic(ctx->opts->conmon_pidfile, content, (size_t) len, 0644,
+                                                 &local) < 0) {
+                                fprintf(stderr, "[conmon:e]: Failed to write conmon pidfile: %s\n", local->message);
+                                _exit(1);
+                        }
+                }
+                _exit(0);
+        }
+        return 0;
+}
+
+static int lifecycle_become_daemon(CtrmonContext *ctx, GError **error)
+{
+        const CtrmonOptions *o = ctx->opts;
+        int r = sync_pipe_fd_from_env("_OCI_SYNCPIPE", &ctx->sync.fd, error);
+        if (r < 0)
+                return r;
+        if (o->exec_attach) {
+                r = sync_pipe_fd_from_env("_OCI_ATTACHPIPE", &ctx->attach_pipe_fd, error);
+                if (r < 0)
+                        return r;
+                if (ctx->attach_pipe_fd < 0)
+                        return ctrmon_set_error(error, EINVAL, "--attach specified but _OCI_ATTACHPIPE was not");
+        }
+
+        /* Passthrough: the runtime needs the caller's stdio; ours is
+         * replaced after the runtime has been forked. */
+        if (!o->log.passthrough)
+                for (int fd = 0; fd < 3; fd++)
+                        dup2(ctx->dev_null_fd, fd);
+
+        if (setsid() < 0 && errno != EPERM)
+                log_debug("setsid failed: %s", g_strerror(errno));
+
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to become the subreaper of the container");
+        return 0;
+}
+
+/* ------------------------------------------------------------- callbacks */
+
+static void lifecycle_check_done(CtrmonContext *ctx)
+{
+        const CtrmonOptions *o = ctx->opts;
+        if (ctx->phase != CTRMON_PHASE_RUNNING || !ctx->container_exited)
+                return;
+        /* An exec'd process without a terminal is done when its output is,
+         * too: it may have written its last bytes just before exiting. */
+        if (o->exec && !o->terminal && ctx->relay && stdio_relay_outputs_open(ctx->relay) && !ctx->timed_out)
+                return;
+        /* With a terminal, `runtime exec` may still be attached to it. */
+        if (o->exec && o->api_version_1 && o->terminal && !ctx->runtime_exited && !ctx->timed_out)
+                return;
+        g_main_loop_quit(ctx->loop);
+}
+
+static void lifecycle_container_exited(CtrmonContext *ctx, int wstatus)
+{
+        ctx->container_exited = true;
+        ctx->container_wstatus = wstatus;
+        if (ctx->liveness_id) {
+                g_source_remove(ctx->liveness_id);
+                ctx->liveness_id = 0;
+        }
+        lifecycle_check_done(ctx);
+}
+
+static void lifecycle_child_exited_cb(pid_t pid, int wstatus, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+
+        if (pid == ctx->runtime_pid) {
+                ctx->runtime_exited = true;
+                ctx->runtime_wstatus = wstatus;
+                if (ctx->phase == CTRMON_PHASE_RUNTIME)
+                        g_main_loop_quit(ctx->loop);
+        }
+        if (ctx->container_pid > 0 && pid == ctx->container_pid) {
+                lifecycle_container_exited(ctx, wstatus);
+                return;
+        }
+        if (ctx->container_pid <= 0 && pid != ctx->runtime_pid) {
+                /* The container may die before we know its pid: keep the
+                 * status until the pidfile has been read. */
+                g_hash_table_insert(ctx->early_exits, GINT_TO_POINTER(pid), GINT_TO_POINTER(wstatus));
+                return;
+        }
+        if (pid != ctx->runtime_pid)
+                log_debug("Reaped orphan %d", (int) pid);
+        lifecycle_check_done(ctx);
+}
+
+static void lifecycle_forward_signal(CtrmonContext *ctx, int signo)
+{
+        pid_t target = ctx->container_pid > 0 && !ctx->container_exited ? ctx->container_pid : ctx->runtime_pid;
+        if (target <= 0)
+                return;
+        if (kill(target, signo) < 0 && errno == ESRCH && ctx->container_pid > 0 && target != ctx->container_pid)
+                kill(ctx->container_pid, signo);
+}
+
+static void lifecycle_signal_cb(int signo, const struct signalfd_siginfo *info, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        switch (signo) {
+        case SIGCHLD:
+                reaper_drain(lifecycle_child_exited_cb, ctx);
+                break;
+        case SIGTERM:
+        case SIGINT:
+        case SIGQUIT:
+                log_info("Forwarding signal %d to the container", signo);
+                lifecycle_forward_signal(ctx, signo);
+                break;
+        case SIGUSR1:
+                log_info("SIGUSR1: reopening the log files");
+                context_reopen_logs(ctx);
+                break;
+        default:
+                /* SIGHUP, SIGUSR2: the monitor has no terminal and no
+                 * configuration to reload; they must not kill it. */
+                log_info("Ignoring signal %d", signo);
+                break;
+        }
+}
+
+static void lifecycle_attach_input_cb(const char *buf, size_t len, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        stdio_relay_write_input(ctx->relay, buf, len);
+}
+
+static void lifecycle_attach_hangup_cb(void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        /* conmon closes one dup of the pty master here, which the container
+         * never notices and which breaks later attaches; ctrmon closes only a
+         * stdin pipe. */
+        if (ctx->opts->stdin_open && !ctx->opts->leave_stdin_open && !ctx->opts->terminal) {
+                log_debug("Attach client hung up: closing the container's stdin");
+                stdio_relay_close_input(ctx->relay);
+        }
+}
+
+static void lifecycle_resize_cb(int rows, int cols, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        if (ctx->pty_master < 0)
+                return; /* resizes only mean something with -t */
+        g_autoptr(GError) error = NULL;
+        if (console_resize(ctx->pty_master, rows, cols, &error) < 0)
+                log_warning("%s, ignoring", error->message);
+}
+
+static void lifecycle_reopen_cb(void *user_data)
+{
+        context_reopen_logs(user_data);
+}
+
+static void lifecycle_console_ready_cb(int master_fd, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        g_autoptr(GError) error = NULL;
+        ctrmon_close_fd(&ctx->pty_master);
+        ctx->pty_master = master_fd;
+        if (console_set_onlcr(master_fd, &error) < 0)
+                log_warning("%s, ignoring", error->message);
+}
+
+static void lifecycle_outputs_eof_cb(void *user_data)
+{
+        lifecycle_check_done(user_data);
+}
+
+static void lifecycle_oom_cb(void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        g_autoptr(GError) error = NULL;
+        log_info("The container was hit by the OOM killer");
+        ctx->oom_reported = true;
+        if (exit_report_write_oom(ctx->opts->persist_dir, ctx->opts->bundle, &error) < 0)
+                log_warning("%s, ignoring", error->message);
+}
+
+static gboolean lifecycle_kill_grace_cb(gpointer user_data)
+{
+        CtrmonContext *ctx = user_data;
+        ctx->timeout_id = 0;
+        log_warning("The container did not die within %d ms of SIGKILL", LIFECYCLE_KILL_GRACE_MS);
+        g_main_loop_quit(ctx->loop);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean lifecycle_timeout_cb(gpointer user_data)
+{
+        CtrmonContext *ctx = user_data;
+        ctx->timeout_id = 0;
+        if (ctx->container_exited)
+                return G_SOURCE_REMOVE;
+        ctx->timed_out = true;
+        log_info("Timeout of %d s reached: killing the container", ctx->opts->timeout);
+        /* The whole process group, so nothing the process started outlives
+         * the timeout. */
+        pid_t pgid = getpgid(ctx->container_pid);
+        if (pgid > 1)
+                kill(-pgid, SIGKILL);
+        else
+                kill(ctx->container_pid, SIGKILL);
+        ctx->timeout_id = g_timeout_add(LIFECYCLE_KILL_GRACE_MS, lifecycle_kill_grace_cb, ctx);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean lifecycle_liveness_cb(gpointer user_data)
+{
+        CtrmonContext *ctx = user_data;
+        if (kill(ctx->container_pid, 0) < 0 && errno == ESRCH) {
+                ctx->liveness_id = 0;
+                /* Not our child: its status is unknowable; conmon reports 0. */
+                lifecycle_container_exited(ctx, 0);
+                return G_SOURCE_REMOVE;
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+/* ------------------------------------------------------------- set-up */
+
+static int lifecycle_prepare(CtrmonContext *ctx, GError **error)
+{
+        const CtrmonOptions *o = ctx->opts;
+        int r;
+
+        r = signals_block(&ctx->signals, &ctx->original_sigmask, error);
+        if (r < 0)
+                return r;
+        signals_attach(ctx->signals, lifecycle_signal_cb, ctx);
+
+        r = context_open_sinks(ctx, error);
+        if (r < 0)
+                return r;
+
+        r = stdio_pipes_create(&ctx->pipes, o->stdin_open, o->terminal, o->log.passthrough, ctx->dev_null_fd, error);
+        if (r < 0)
+                return r;
+        ctx->relay = stdio_relay_new(ctx->sinks, lifecycle_outputs_eof_cb, ctx);
+        if (ctx->pipes.stdin_fd >= 0)
+                stdio_relay_set_input(ctx->relay, TAKE_FD(ctx->pipes.stdin_fd));
+
+        if (o->terminal) {
+                r = console_socket_new(&ctx->console, error);
+                if (r < 0)
+                        return r;
+                console_socket_attach(ctx->console, lifecycle_console_ready_cb, ctx);
+        }
+
+        if (o->bundle && !o->log.passthrough) {
+                AttachConfig ac = {
+                        .bundle = o->bundle,
+                        .socket_dir_path = o->socket_dir_path,
+                        .cuuid = o->cuuid,
+                        .full_attach = o->full_attach || !o->cuuid,
+                        /* Input goes to a stdin pipe, or to the pty even
+                         * without -i (observed conmon behaviour). */
+                        .input_cb = (o->stdin_open || o->terminal) ? lifecycle_attach_input_cb : NULL,
+                        .hangup_cb = lifecycle_attach_hangup_cb,
+                        .user_data = ctx,
+                };
+                r = attach_server_new(&ac, &ctx->attach, error);
+                if (r < 0)
+                        return r;
+                stdio_relay_set_attach(ctx->relay, ctx->attach);
+
+                CtlHandlers handlers = {
+                        .resize_cb = lifecycle_resize_cb,
+                        .reopen_cb = lifecycle_reopen_cb,
+                        .user_data = ctx,
+                };
+                r = ctl_fifos_new(o->bundle, &handlers, &ctx->ctl, error);
+                if (r < 0)
+                        return r;
+        }
+
+        if (o->exec_attach) {
+                /* Tell the caller the attach socket is ready: it connects,
+                 * then releases the runtime through the start pipe. */
+                SyncPipe attach_pipe = { .fd = ctx->attach_pipe_fd, .key = "data" };
+                r = sync_pipe_send(&attach_pipe, 0, NULL, error);
+                ctx->attach_pipe_fd = attach_pipe.fd;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int lifecycle_spawn_runtime(CtrmonContext *ctx, GError **error)
+{
+        const CtrmonOptions *o = ctx->opts;
+        RuntimeCall call = {
+                .action = o->exec ? RUNTIME_ACTION_EXEC : o->restore_path ? RUNTIME_ACTION_RESTORE
+                                                                           : RUNTIME_ACTION_CREATE,
+                .runtime_path = o->runtime_path,
+                .cid = o->cid,
+                .bundle = o->bundle,
+                .pid_file = o->container_pidfile,
+                .exec_process_spec = o->exec_process_spec,
+                .restore_path = o->restore_path,
+                .console_socket = ctx->console ? console_socket_path(ctx->console) : NULL,
+                .runtime_args = (const char *const *) o->runtime_args,
+                .runtime_opts = (const char *const *) o->runtime_opts,
+                .systemd_cgroup = o->systemd_cgroup,
+                .no_pivot = o->no_pivot,
+                .no_new_keyring = o->no_new_keyring,
+        };
+        g_auto(GStrv) argv = runtime_argv_build(&call);
+        if (o->log_level >= CTRMON_LOG_LEVEL_DEBUG) {
+                g_autofree char *line = g_strjoinv(" ", argv);
+                log_debug("Running: %s", line);
+        }
+
+        RuntimeSpawn spawn = {
+                .argv = argv,
+                .stdin_fd = ctx->pipes.child_stdin,
+                .stdout_fd = ctx->pipes.child_stdout,
+                .stderr_fd = ctx->pipes.child_stderr,
+                .replace_listen_pid = o->replace_listen_pid,
+                .monitor_pid = getpid(),
+                .start_pipe_fd = ctx->start_pipe_fd,
+                .oom_score_adj = ctx->saved_oom_score_adj,
+                .sigmask = &ctx->original_sigmask,
+        };
+        int r = runtime_spawn(&spawn, &ctx->runtime_pid, error);
+        if (r < 0)
+                return r;
+
+        ctrmon_close_fd(&ctx->start_pipe_fd);
+        stdio_pipes_close_child_ends(&ctx->pipes);
+        if (o->log.passthrough)
+                for (int fd = 0; fd < 3; fd++)
+                        dup2(ctx->dev_null_fd, fd);
+        return 0;
+}
+
+/* The runtime's own error text: one read of what it wrote to stderr. */
+static char *lifecycle_read_runtime_error(CtrmonContext *ctx)
+{
+        if (ctx->pipes.stderr_fd < 0)
+                return NULL;
+        char buf[8192];
+        ssize_t n;
+        do
+                n = read(ctx->pipes.stderr_fd, buf, sizeof buf - 1);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                return NULL;
+        return g_strndup(buf, (gsize) n);
+}
+
+/* Phase RUNTIME -> RUNNING. Returns 0 when the container runs, or -1 after
+ * reporting a failure on the sync pipe. */
+static int lifecycle_await_runtime(CtrmonContext *ctx)
+{
+        const CtrmonOptions *o = ctx->opts;
+
+        ctx->phase = CTRMON_PHASE_RUNTIME;
+        /* A runtime that exited before the loop started is found here. */
+        signals_dispatch_pending(ctx->signals);
+        if (!ctx->runtime_exited)
+                g_main_loop_run(ctx->loop);
+
+        int wstatus = ctx->runtime_wstatus;
+        bool runtime_ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+        if (!runtime_ok && !o->exec) {
+                g_autofree char *message = lifecycle_read_runtime_error(ctx);
+                log_error("Runtime failed with status %d: %s", reaper_exit_code(wstatus),
+                          message ? message : "(no output)");
+                sync_pipe_send(&ctx->sync, -1, message, NULL);
+                return -1;
+        }
+
+        if (o->terminal && ctx->pty_master < 0) {
+                int master = -1;
+                g_autoptr(GError) error = NULL;
+                if (console_socket_try_accept(ctx->console, &master, &error) > 0)
+                        lifecycle_console_ready_cb(master, ctx);
+                if (ctx->pty_master < 0) {
+                        log_error("Runtime did not set up terminal");
+                        sync_pipe_send(&ctx->sync, -1, "Runtime did not set up terminal", NULL);
+                        return -1;
+                }
+        }
+
+        pid_t pid = 0;
+        g_autoptr(GError) error = NULL;
+        if (runtime_read_pidfile(o->container_pidfile, &pid, &error) < 0) {
+                /* A failed `runtime exec` is seen here: no pidfile. Its own
+                 * words explain why better than ours. */
+                g_autofree char *message = lifecycle_read_runtime_error(ctx);
+                log_error("Failed to read pidfile: %s", error->message);
+                sync_pipe_send(&ctx->sync, -1, message ? message : error->message, NULL);
+                return -1;
+        }
+        ctx->container_pid = pid;
+
+        /* Legacy exec reports only the exit status. */
+        if (!(o->exec && !o->api_version_1)) {
+                g_autoptr(GError) send_error = NULL;
+                if (sync_pipe_send(&ctx->sync, pid, NULL, &send_error) < 0)
+                        log_warning("%s, ignoring", send_error->message);
+        }
+        return 0;
+}
+
+static void lifecycle_start_relaying(CtrmonContext *ctx)
+{
+        const CtrmonOptions *o = ctx->opts;
+        g_autoptr(GError) error = NULL;
+
+        ctx->phase = CTRMON_PHASE_RUNNING;
+        if (o->terminal) {
+                int input = fcntl(ctx->pty_master, F_DUPFD_CLOEXEC, 3);
+                if (input >= 0)
+                        stdio_relay_set_input(ctx->relay, input);
+                stdio_relay_add_output(ctx->relay, TAKE_FD(ctx->pty_master), CTRMON_STREAM_STDOUT);
+                /* Keep a handle for resizes: the relay owns the read side. */
+                ctx->pty_master = fcntl(input, F_DUPFD_CLOEXEC, 3);
+        } else if (ctx->pipes.stdout_fd >= 0) {
+                stdio_relay_add_output(ctx->relay, TAKE_FD(ctx->pipes.stdout_fd), CTRMON_STREAM_STDOUT);
+        }
+        if (ctx->pipes.stderr_fd >= 0)
+                stdio_relay_add_output(ctx->relay, TAKE_FD(ctx->pipes.stderr_fd), CTRMON_STREAM_STDERR);
+
+        if (oom_watch_new(ctx->container_pid, lifecycle_oom_cb, ctx, &ctx->oom, &error) < 0)
+                log_debug("No OOM monitoring: %s", error->message);
+
+        if (o->timeout > 0)
+                ctx->timeout_id = g_timeout_add_seconds((guint) o->timeout, lifecycle_timeout_cb, ctx);
+
+        gpointer early;
+        if (g_hash_table_lookup_extended(ctx->early_exits, GINT_TO_POINTER(ctx->container_pid), NULL, &early)) {
+                lifecycle_container_exited(ctx, GPOINTER_TO_INT(early));
+                return;
+        }
+        /* Is it our child? (waitid with WNOWAIT asks without reaping.) If
+         * not, SIGCHLD will never tell us it ended: poll instead. */
+        siginfo_t info = { 0 };
+        if (waitid(P_PID, (id_t) ctx->container_pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD)
+                ctx->liveness_id = g_timeout_add(100, lifecycle_liveness_cb, ctx);
+}
+
+/* ------------------------------------------------------------- the end */
+
+static void lifecycle_close_inherited_fds(CtrmonContext *ctx)
+{
+        for (guint i = 0; i < ctx->inherited_fds->len; i++)
+                close(g_array_index(ctx->inherited_fds, int, i));
+        g_array_set_size(ctx->inherited_fds, 0);
+}
+
+static void lifecycle_remove_endpoints(CtrmonContext *ctx)
+{
+        /* conmon leaves ctl, winsz, and on failures the attach socket behind;
+         * nobody can use them once the monitor is gone. */
+        if (ctx->attach) {
+                attach_server_close(ctx->attach, LIFECYCLE_ATTACH_FLUSH_MS);
+                g_clear_pointer(&ctx->attach, attach_server_free);
+                stdio_relay_set_attach(ctx->relay, NULL);
+        }
+        if (ctx->ctl) {
+                ctl_fifos_close(ctx->ctl, true);
+                g_clear_pointer(&ctx->ctl, ctl_fifos_free);
+        }
+        g_clear_pointer(&ctx->console, console_socket_free);
+}
+
+/* Report a normal end: returns the status to exit with. */
+static int lifecycle_report_exit(CtrmonContext *ctx)
+{
+        const CtrmonOptions *o = ctx->opts;
+        ctx->phase = CTRMON_PHASE_EXITED;
+
+        if (ctx->oom && oom_watch_final_check(ctx->oom) && !ctx->oom_reported)
+                lifecycle_oom_cb(ctx);
+
+        /* Unlike conmon, also after a timeout: what the process wrote before
+         * it was killed belongs in its log. */
+        stdio_relay_drain(ctx->relay);
+
+        if (!o->no_sync_log) {
+                for (guint i = 0; i < ctx->sinks->len; i++) {
+                        LogSink *sink = g_ptr_array_index(ctx->sinks, i);
+                        g_autoptr(GError) error = NULL;
+                        if (sink->ops->sync && sink->ops->sync(sink, &error) < 0)
+                                log_warning("%s, ignoring", error->message);
+                }
+        }
+
+        int status = ctx->timed_out ? -1 : reaper_exit_code(ctx->container_wstatus);
+        log_info("Container %d exited with status %d", (int) ctx->container_pid, status);
+
+        lifecycle_remove_endpoints(ctx);
+        lifecycle_close_inherited_fds(ctx);
+
+        g_autoptr(GError) error = NULL;
+        if (exit_report_write_status(o->exit_dir, o->persist_dir, o->cid, status, &error) < 0) {
+                log_error("%s", error->message);
+                return 1;
+        }
+        if (o->exec) {
+                g_autoptr(GError) send_error = NULL;
+                if (sync_pipe_send(&ctx->sync, status, ctx->timed_out ? "command timed out" : NULL, &send_error) < 0)
+                        log_warning("%s, ignoring", send_error->message);
+        }
+        return status;
+}
+
+static int lifecycle_supervise(CtrmonContext *ctx)
+{
+        if (lifecycle_await_runtime(ctx) < 0) {
+                lifecycle_remove_endpoints(ctx);
+                return 1;
+        }
+        lifecycle_start_relaying(ctx);
+        if (!ctx->container_exited || ctx->phase != CTRMON_PHASE_RUNNING)
+                g_main_loop_run(ctx->loop);
+        else
+                lifecycle_check_done(ctx);
+        /* The exec case may still need its pipes to end. */
+        while (ctx->opts->exec && !ctx->opts->terminal && stdio_relay_outputs_open(ctx->relay) && !ctx->timed_out &&
+               ctx->container_exited)
+                g_main_context_iteration(NULL, TRUE);
+        return lifecycle_report_exit(ctx);
+}
+
+int lifecycle_run(CtrmonOptions *opts)
+{
+        g_autoptr(CtrmonContext) ctx = context_new(opts);
+        g_autoptr(GError) error = NULL;
+
+        diag_init(opts->log_level, opts->syslog, opts->cid, opts->log_tag);
+        lifecycle_protect_from_oom_killer(ctx);
+        /* Also inherited by the runtime and the exit command, as conmon. */
+        signal(SIGPIPE, SIG_IGN);
+
+        if (lifecycle_read_start_pipe(ctx, &error) < 0) {
+                log_error("%s", error->message);
+                return 1;
+        }
+        ctx->dev_null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (ctx->dev_null_fd < 0) {
+                log_error_errno(errno, "Failed to open /dev/null");
+                return 1;
+        }
+        if (lifecycle_daemonize(ctx, &error) < 0) {
+                log_error("%s", error->message);
+                return 1;
+        }
+
+        /* The daemon (or the --sync process) from here on. */
+        if (lifecycle_become_daemon(ctx, &error) < 0) {
+                log_error("%s", error->message);
+                sync_pipe_send(&ctx->sync, -1, error->message, NULL);
+                return 1;
+        }
+        lifecycle_record_inherited_fds(ctx);
+
+        if (lifecycle_prepare(ctx, &error) < 0 || lifecycle_spawn_runtime(ctx, &error) < 0) {
+                /* Unlike conmon (EOF only), the caller gets the reason. */
+                log_error("%s", error->message);
+                sync_pipe_send(&ctx->sync, -1, error->message, NULL);
+                lifecycle_remove_endpoints(ctx);
+                return 1;
+        }
+
+        int status = lifecycle_supervise(ctx);
+
+        /* Everything of ours is closed before the exit command runs, so the
+         * caller sees EOF on the sync pipe first. */
+        ExitCommand command = {
+                .command = opts->exit_command,
+                .args = opts->exit_command_args,
+                .delay_seconds = opts->exit_delay,
+                .oom_score_adj = NULL,
+        };
+        g_autofree char *oom_score_adj = g_strdup(ctx->saved_oom_score_adj);
+        command.oom_score_adj = oom_score_adj;
+        g_clear_pointer(&ctx, context_free);
+
+        if (command.command) {
+                g_autoptr(GError) command_error = NULL;
+                int r = exit_report_run_command(&command, &command_error);
+                if (r < 0)
+                        log_error("%s", command_error->message);
+                else
+                        log_debug("Exit command %s exited with %d", command.command, r);
+        }
+        return status & 0xff;
+}

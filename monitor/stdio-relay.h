@@ -1,0 +1,61 @@
+/* The container's stdio: the pipes made before the runtime starts (spec
+ * §2.3), and the relay that moves output to every log sink and attach client
+ * and attach input to the container's stdin. */
+#pragma once
+
+#include "attach.h"
+#include "log-sink.h"
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+        /* What the runtime gets as fd 0, 1, 2 (owned; closed after spawn). */
+        int child_stdin;
+        int child_stdout;
+        int child_stderr;
+        /* The monitor's ends (owned until handed to the relay). */
+        int stdin_fd;   /* write end for -i, else -1        */
+        int stdout_fd;  /* read end, -1 in terminal mode     */
+        int stderr_fd;  /* read end (also the runtime's stderr) */
+} StdioPipes;
+
+/* Make the pipes for the mode: default (null, pipe, pipe), -i (pipe, pipe,
+ * pipe), -t (null, null, pipe). Passthrough makes none (all -1). The
+ * monitor's ends are CLOEXEC and non-blocking; `dev_null_fd` is dup'ed. */
+int stdio_pipes_create(StdioPipes *ret_pipes, bool stdin_open, bool terminal, bool passthrough,
+                       int dev_null_fd, GError **error);
+void stdio_pipes_close_child_ends(StdioPipes *pipes);
+void stdio_pipes_close(StdioPipes *pipes);
+
+typedef struct StdioRelay StdioRelay;
+
+typedef struct {
+        uint64_t bytes[2];       /* stdout, stderr bytes read from the container */
+        uint64_t reads[2];
+        uint64_t sink_errors;    /* failed sink writes (each logged)           */
+        uint64_t stdin_bytes;    /* bytes written to the container's stdin      */
+} StdioStats;
+
+/* `sinks` (LogSink*) and `attach` are borrowed and must outlive the relay.
+ * `eof_cb` runs once when every output has reached EOF. */
+StdioRelay *stdio_relay_new(GPtrArray *sinks, void (*eof_cb)(void *user_data), void *user_data);
+void stdio_relay_set_attach(StdioRelay *relay, AttachServer *attach);
+
+/* Relay `fd` (owned from now on) as `stream`, from the default main context. */
+void stdio_relay_add_output(StdioRelay *relay, int fd, CtrmonStream stream);
+/* Container stdin (owned from now on; non-blocking). */
+void stdio_relay_set_input(StdioRelay *relay, int fd);
+/* Bytes for the container's stdin; buffered while the fd is full. */
+void stdio_relay_write_input(StdioRelay *relay, const char *buf, size_t len);
+/* Close the container's stdin once the buffered input is written. */
+void stdio_relay_close_input(StdioRelay *relay);
+bool stdio_relay_has_input(const StdioRelay *relay);
+
+/* Read every output until it would block or ends: nothing the container wrote
+ * before it exited is lost. Then emit what sinks buffer (journald partials). */
+void stdio_relay_drain(StdioRelay *relay);
+bool stdio_relay_outputs_open(const StdioRelay *relay);
+void stdio_relay_get_stats(const StdioRelay *relay, StdioStats *ret_stats);
+void stdio_relay_free(StdioRelay *relay);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(StdioRelay, stdio_relay_free)
