@@ -1,6 +1,5 @@
 """Twenty containers at once, each with its own monitor, output and code."""
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from podmanworld import IMAGE
@@ -18,19 +17,15 @@ def test_twenty_concurrent_containers(pw):
         return pw.podman("run", "-d", "--name", names[i], *g.volume, IMAGE,
                          "sh", "-c", script, timeout=120)
 
-    t0=time.time()
     with ThreadPoolExecutor(max_workers=N) as ex:
         results = list(ex.map(start, range(N)))
     for i, (rc, out, err) in enumerate(results):
         assert rc == 0, f"{names[i]}: {err!r}"
-    print('started', time.time()-t0)
     infos = [pw.verify_monitor(n) for n in names]
     assert len({i.conmon_pid for i in infos}) == N, "monitors shared"
-    print('verified', time.time()-t0)
     g.open()
     out = pw.ok("wait", *names, timeout=120)
     assert out == "".join(f"{i + 10}\n" for i in range(N)).encode()
-    print('waited', time.time()-t0)
     for info in infos:
         pw.assert_monitor_gone(info)
 
@@ -39,7 +34,6 @@ def test_twenty_concurrent_containers(pw):
 
     with ThreadPoolExecutor(max_workers=4) as ex:
         got = list(ex.map(logs, range(N)))
-    print('logs', time.time()-t0)
     for i, (rc, out, err) in enumerate(got):
         assert rc == 0, err
         want = f"container-{i}-start\n" + "".join(

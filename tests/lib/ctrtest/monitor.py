@@ -211,7 +211,9 @@ class Monitor:
         self.start()
         msg = self.read_sync(timeout)
         assert msg is not None, (
-            f"sync pipe EOF before pid report; stderr={self.stderr()!r}")
+            f"sync pipe EOF before pid report; foreground status "
+            f"{self.foreground_status}, stdout={self.stdout()!r}, "
+            f"stderr={self.stderr()!r}")
         assert msg.value > 0, f"create failed: {msg!r}"
         self.container_pid = msg.value
         return msg.value
