@@ -90,6 +90,7 @@ void context_free(CtrmonContext *ctx)
         ctl_fifos_free(ctx->ctl);
         console_socket_free(ctx->console);
         oom_watch_free(ctx->oom);
+        sdnotify_relay_free(ctx->sdnotify);
         signals_free(ctx->signals);
         stdio_pipes_close(&ctx->pipes);
         ctrmon_close_fd(&ctx->pty_master);

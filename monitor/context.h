@@ -8,6 +8,7 @@
 #include "ctl-fifo.h"
 #include "oom.h"
 #include "options.h"
+#include "sdnotify.h"
 #include "signals.h"
 #include "stdio-relay.h"
 #include "sync-pipe.h"
@@ -51,6 +52,7 @@ typedef struct {
         AttachServer *attach;
         CtlFifos *ctl;
         OomWatch *oom;
+        SdNotifyRelay *sdnotify;
         bool oom_reported;
 
         /* children */

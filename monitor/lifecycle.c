@@ -344,6 +344,14 @@ static int lifecycle_prepare(CtrmonContext *ctx, GError **error)
                 return r;
         signals_attach(ctx->signals, lifecycle_signal_cb, ctx);
 
+        if (o->sdnotify_socket && o->bundle) {
+                /* A relay that cannot be set up costs readiness reports, not
+                 * the container: warn and go on. */
+                g_autoptr(GError) local = NULL;
+                if (sdnotify_relay_new(o->bundle, o->sdnotify_socket, &ctx->sdnotify, &local) < 0)
+                        log_warning("%s, ignoring", local->message);
+        }
+
         r = context_open_sinks(ctx, error);
         if (r < 0)
                 return r;

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "lib"))
 
-from ctrtest.bundle import Bundle  # noqa: E402
+from ctrtest.bundle import Bundle, SessionDir, write_process_spec  # noqa: E402,E501
 from ctrtest.monitor import Monitor, monitor_binary  # noqa: E402
 from ctrtest.rootfs import ensure_rootfs  # noqa: E402
 from ctrtest.runc import Runc  # noqa: E402
@@ -130,6 +130,19 @@ class Env:
         wd = os.path.join(self.work, f"m{self._n}")
         os.makedirs(wd)
         m = Monitor(wd, bundle, self.runc, **kw)
+        self.monitors.append(m)
+        return m
+
+    def exec_monitor(self, container, args, **kw):
+        """A Monitor in exec mode running `args` inside the running
+        container of Monitor `container` (-b is a plain session dir)."""
+        self._n += 1
+        wd = os.path.join(self.work, f"x{self._n}")
+        os.makedirs(wd)
+        spec = write_process_spec(os.path.join(wd, "process.json"), args,
+                                  terminal=kw.get("terminal", False))
+        m = Monitor(wd, SessionDir(os.path.join(wd, "session")), self.runc,
+                    cid=container.cid, exec_spec=spec, **kw)
         self.monitors.append(m)
         return m
 

@@ -83,3 +83,26 @@ class Bundle:
     def file(self, name):
         """Path of a file inside the bundle dir (attach, ctl, winsz, oom)."""
         return os.path.join(self.path, name)
+
+
+class SessionDir:
+    """A plain directory standing in for -b where no OCI bundle is needed
+    (exec sessions: it only hosts attach, ctl and winsz)."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        os.makedirs(self.path, exist_ok=True)
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+
+def write_process_spec(path, args, *, terminal=False, env=None, cwd="/"):
+    """A process.json for `runc exec --process` (what --exec-process-spec
+    names)."""
+    spec = {"terminal": bool(terminal), "user": {"uid": 0, "gid": 0},
+            "args": list(args), "cwd": cwd,
+            "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"] + list(env or [])}
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    return path

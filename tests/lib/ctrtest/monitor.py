@@ -73,7 +73,8 @@ class Monitor:
                  log_paths=None, exit_dir=True, persist_dir=True,
                  conmon_pidfile=True, timeout=None, extra_args=(),
                  extra_env=None, pass_fds=(), socket_dir=None,
-                 start_pipe=True, log_level=None):
+                 start_pipe=True, log_level=None, exec_spec=None,
+                 attach_pipe=False):
         self.binary = binary or monitor_binary()
         self.workdir = workdir
         self.bundle = bundle
@@ -128,6 +129,8 @@ class Monitor:
             args += ["-T", str(timeout)]
         if log_level:
             args += ["--log-level", log_level]
+        if exec_spec:
+            args += ["--exec", "--exec-process-spec", exec_spec]
         args += list(extra_args)
         self.args = args
 
@@ -138,6 +141,8 @@ class Monitor:
         self.env = env
         self.pass_fds = tuple(pass_fds)
         self.use_start_pipe = start_pipe
+        self.use_attach_pipe = attach_pipe
+        self._attach_r = None
 
         self.popen = None
         self.foreground_status = None
@@ -165,6 +170,11 @@ class Monitor:
             start_r, self._start_w = os.pipe()
             pass_fds.append(start_r)
             env["_OCI_STARTPIPE"] = str(start_r)
+        attach_w = None
+        if self.use_attach_pipe:
+            self._attach_r, attach_w = os.pipe()
+            pass_fds.append(attach_w)
+            env["_OCI_ATTACHPIPE"] = str(attach_w)
         own_out = stdout is None
         out = open(self.stdout_path, "wb") if own_out else stdout
         err = open(self.stderr_path, "wb")
@@ -177,11 +187,18 @@ class Monitor:
             os.close(sync_w)
             if start_r is not None:
                 os.close(start_r)
+            if attach_w is not None:
+                os.close(attach_w)
             if own_out:
                 out.close()
             err.close()
         self._sync_r = sync_r
         return self.popen
+
+    def write_start_pipe(self, data=b"go"):
+        """One write to the start pipe, which stays open (--exec-attach
+        needs two separate messages, spec §3.1)."""
+        os.write(self._start_w, data)
 
     def release_start_pipe(self, data=b"go"):
         """Write to and close the start pipe (releases the first read)."""
@@ -190,6 +207,22 @@ class Monitor:
                 os.write(self._start_w, data)
             os.close(self._start_w)
             self._start_w = None
+
+    def read_attach_pipe(self, timeout):
+        """Everything conmon writes to _OCI_ATTACHPIPE up to the first
+        newline (or EOF), as bytes."""
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self._attach_r], [], [], max(0, left))
+            if not r:
+                raise TimeoutError(f"attach pipe silent for {timeout}s")
+            chunk = os.read(self._attach_r, 4096)
+            if not chunk:
+                break
+            buf += chunk
+        return buf
 
     def start(self, stdout=None, timeout=10):
         """spawn + release the start pipe; without --sync also wait for the
@@ -377,6 +410,7 @@ class Monitor:
             except ProcessLookupError:
                 pass
         self.runc.delete(self.cid)
-        if self._sync_r is not None:
-            os.close(self._sync_r)
-            self._sync_r = None
+        for attr in ("_sync_r", "_attach_r"):
+            if getattr(self, attr) is not None:
+                os.close(getattr(self, attr))
+                setattr(self, attr, None)

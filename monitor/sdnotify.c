@@ -1,0 +1,147 @@
+/* The sd_notify relay between a container and the host's notify socket. Only
+ * lines a service manager should hear from a payload pass (readiness, status,
+ * watchdog, errno); MAINPID and the like would let the container lie about
+ * the host's processes and are dropped. */
+#include "sdnotify.h"
+
+#include "ctrmon/error.h"
+#include "ctrmon/fd-util.h"
+
+#include <glib-unix.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define SDNOTIFY_DATAGRAM_MAX 32768
+
+struct SdNotifyRelay {
+        int listen_fd;
+        int host_fd;
+        char *path;
+        guint source_id;
+};
+
+static bool sdnotify_line_allowed(const char *line)
+{
+        static const char *const exact[] = { "READY=1", "RELOADING=1", "STOPPING=1", "WATCHDOG=1", "WATCHDOG=trigger" };
+        static const char *const prefixes[] = { "STATUS=", "ERRNO=", "BUSERROR=", "MONOTONIC_USEC=" };
+        for (size_t i = 0; i < G_N_ELEMENTS(exact); i++)
+                if (strcmp(line, exact[i]) == 0)
+                        return true;
+        for (size_t i = 0; i < G_N_ELEMENTS(prefixes); i++)
+                if (g_str_has_prefix(line, prefixes[i]))
+                        return true;
+        return false;
+}
+
+char *sdnotify_filter(const char *datagram, size_t len)
+{
+        g_autofree char *copy = g_strndup(datagram, len);
+        GString *out = g_string_new(NULL);
+        char *save = NULL;
+        for (char *line = strtok_r(copy, "\n\r", &save); line; line = strtok_r(NULL, "\n\r", &save)) {
+                if (!sdnotify_line_allowed(line))
+                        continue;
+                if (out->len)
+                        g_string_append_c(out, '\n');
+                g_string_append(out, line);
+        }
+        if (!out->len) {
+                g_string_free(out, TRUE);
+                return NULL;
+        }
+        return g_string_free(out, FALSE);
+}
+
+static gboolean sdnotify_readable_cb(int fd, GIOCondition condition, gpointer user_data)
+{
+        SdNotifyRelay *relay = user_data;
+        char buf[SDNOTIFY_DATAGRAM_MAX];
+        for (;;) {
+                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        break;
+                g_autofree char *filtered = sdnotify_filter(buf, (size_t) n);
+                if (filtered && send(relay->host_fd, filtered, strlen(filtered), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+                        g_debug("Failed to relay a notify message: %s", g_strerror(errno));
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+static int sdnotify_fill_addr(const char *path, struct sockaddr_un *addr, socklen_t *ret_len, GError **error)
+{
+        size_t len = strlen(path);
+        if (len == 0 || len >= sizeof addr->sun_path)
+                return ctrmon_set_error(error, ENAMETOOLONG, "Invalid notify socket path %s", path);
+        memset(addr, 0, sizeof *addr);
+        addr->sun_family = AF_UNIX;
+        memcpy(addr->sun_path, path, len);
+        if (path[0] == '@')
+                addr->sun_path[0] = '\0'; /* abstract namespace, as systemd */
+        *ret_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '@' ? 0 : 1));
+        return 0;
+}
+
+int sdnotify_relay_new(const char *bundle, const char *host_socket, SdNotifyRelay **ret_relay, GError **error)
+{
+        g_autofree char *path = g_build_filename(bundle, "notify", "notify.sock", NULL);
+        struct sockaddr_un addr;
+        socklen_t addr_len;
+        int r = sdnotify_fill_addr(path, &addr, &addr_len, error);
+        if (r < 0)
+                return r;
+
+        _cleanup_close_ int listen_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (listen_fd < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to create the notify socket");
+        unlink(path);
+        if (bind(listen_fd, (struct sockaddr *) &addr, addr_len) < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to bind the notify socket %s", path);
+        /* The container's processes may run as any user. */
+        if (chmod(path, 0777) < 0) {
+                int e = errno;
+                unlink(path);
+                return ctrmon_set_error_errno(error, e, "Failed to chmod %s", path);
+        }
+
+        struct sockaddr_un host;
+        socklen_t host_len;
+        r = sdnotify_fill_addr(host_socket, &host, &host_len, error);
+        if (r < 0) {
+                unlink(path);
+                return r;
+        }
+        _cleanup_close_ int host_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (host_fd < 0 || connect(host_fd, (struct sockaddr *) &host, host_len) < 0) {
+                int e = errno;
+                unlink(path);
+                return ctrmon_set_error_errno(error, e, "Failed to connect to the host notify socket %s", host_socket);
+        }
+
+        SdNotifyRelay *relay = g_new0(SdNotifyRelay, 1);
+        relay->listen_fd = TAKE_FD(listen_fd);
+        relay->host_fd = TAKE_FD(host_fd);
+        relay->path = g_steal_pointer(&path);
+        relay->source_id = g_unix_fd_add(relay->listen_fd, G_IO_IN, sdnotify_readable_cb, relay);
+        *ret_relay = relay;
+        return 0;
+}
+
+void sdnotify_relay_free(SdNotifyRelay *relay)
+{
+        if (!relay)
+                return;
+        if (relay->source_id)
+                g_source_remove(relay->source_id);
+        ctrmon_close_fd(&relay->listen_fd);
+        ctrmon_close_fd(&relay->host_fd);
+        if (relay->path)
+                unlink(relay->path);
+        g_free(relay->path);
+        g_free(relay);
+}

@@ -1,0 +1,123 @@
+/* Proves the sd_notify whitelist (spec §8.5) and the relay end to end: a
+ * datagram sent into <bundle>/notify/notify.sock reaches the host socket
+ * filtered, and nothing is sent when nothing passes. */
+#include "sdnotify.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+START_TEST(test_filter_keeps_whitelist_and_drops_mainpid)
+{
+        const char *in = "READY=1\nMAINPID=4242\nSTATUS=serving\rEXTEND_TIMEOUT_USEC=5\nWATCHDOG=1\nERRNO=2";
+        g_autofree char *out = sdnotify_filter(in, strlen(in));
+        ck_assert_str_eq(out, "READY=1\nSTATUS=serving\nWATCHDOG=1\nERRNO=2");
+}
+END_TEST
+
+START_TEST(test_filter_exact_names_only)
+{
+        const char *in = "READY=2\nWATCHDOG=0\nREADY=1x\n";
+        ck_assert_ptr_null(sdnotify_filter(in, strlen(in)));
+        const char *ok = "WATCHDOG=trigger\nRELOADING=1\nSTOPPING=1\nBUSERROR=x.y\nMONOTONIC_USEC=1";
+        g_autofree char *out = sdnotify_filter(ok, strlen(ok));
+        ck_assert_str_eq(out, ok);
+}
+END_TEST
+
+static int bind_dgram(const char *path)
+{
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        g_strlcpy(a.sun_path, path, sizeof a.sun_path);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &a, sizeof a), 0);
+        return fd;
+}
+
+static void send_to(const char *path, const char *msg)
+{
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        g_strlcpy(a.sun_path, path, sizeof a.sun_path);
+        ck_assert_int_eq(sendto(fd, msg, strlen(msg), 0, (struct sockaddr *) &a, sizeof a), (ssize_t) strlen(msg));
+        close(fd);
+}
+
+static void iterate(int ms)
+{
+        gint64 end = g_get_monotonic_time() + ms * 1000;
+        while (g_get_monotonic_time() < end) {
+                g_main_context_iteration(NULL, FALSE);
+                g_usleep(2000);
+        }
+}
+
+START_TEST(test_relay_forwards_filtered_datagram_and_removes_socket)
+{
+        umask(022);
+        g_autofree char *dir = g_dir_make_tmp("ctrmon-notify-XXXXXX", NULL);
+        g_autofree char *notify_dir = g_build_filename(dir, "notify", NULL);
+        g_mkdir_with_parents(notify_dir, 0755);
+        g_autofree char *host = g_build_filename(dir, "host.sock", NULL);
+        int host_fd = bind_dgram(host);
+
+        SdNotifyRelay *relay = NULL;
+        GError *error = NULL;
+        ck_assert_int_eq(sdnotify_relay_new(dir, host, &relay, &error), 0);
+        g_autofree char *sock = g_build_filename(notify_dir, "notify.sock", NULL);
+        struct stat st;
+        ck_assert_int_eq(stat(sock, &st), 0);
+        ck_assert(S_ISSOCK(st.st_mode));
+        ck_assert_uint_eq(st.st_mode & 0777, 0777);
+
+        send_to(sock, "MAINPID=1\n");            /* nothing passes: nothing sent */
+        send_to(sock, "READY=1\nMAINPID=1\nSTATUS=up");
+        iterate(100);
+
+        char buf[256];
+        ssize_t n = recv(host_fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+        ck_assert_int_gt(n, 0);
+        buf[n] = '\0';
+        ck_assert_str_eq(buf, "READY=1\nSTATUS=up");
+        ck_assert_int_lt(recv(host_fd, buf, sizeof buf, MSG_DONTWAIT), 0);
+
+        sdnotify_relay_free(relay);
+        ck_assert_int_lt(stat(sock, &st), 0);
+        close(host_fd);
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+START_TEST(test_relay_without_notify_dir_fails_clearly)
+{
+        g_autofree char *dir = g_dir_make_tmp("ctrmon-notify-XXXXXX", NULL);
+        SdNotifyRelay *relay = NULL;
+        GError *error = NULL;
+        ck_assert_int_lt(sdnotify_relay_new(dir, "/run/nowhere.sock", &relay, &error), 0);
+        ck_assert(strstr(error->message, "Failed to bind the notify socket") != NULL);
+        ck_assert_ptr_null(relay);
+        g_error_free(error);
+        rmdir(dir);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("sdnotify");
+        TCase *tc = tcase_create("core");
+        tcase_add_test(tc, test_filter_keeps_whitelist_and_drops_mainpid);
+        tcase_add_test(tc, test_filter_exact_names_only);
+        tcase_add_test(tc, test_relay_forwards_filtered_datagram_and_removes_socket);
+        tcase_add_test(tc, test_relay_without_notify_dir_fails_clearly);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
