@@ -55,6 +55,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def rootfs():
+    if os.geteuid() != 0:
+        pytest.skip("the integration suite needs root (runc, cgroups)")
     return ensure_rootfs()
 
 

@@ -32,15 +32,13 @@ def test_ctl_and_winsz_are_fifos_mode_0640_while_running(env):
     m.assert_clean_exit()
 
 
-def test_ctl_reopen_truncates_log_and_invalid_lines_are_ignored(env):
+def _assert_lines_ignored_then_reopen_truncates(env, bad_lines):
     m = _waiting_container(env, "echo one; echo two", "echo three")
     m.run()
     m.wait_log_contains(b"two\n")
     before = m.log_bytes()
-    for bad in (b"garbage\n", b"9 0 0\n", b"2 -1 0\n", b"2 0\n",
-                b"2 1001 0\n", b"2 0x1 0\n"):
+    for bad in bad_lines:
         m.ctl_write(bad)
-    m.ctl_write(b"1 24 80\n")  # resize: no effect without -t, no crash
     # Nothing above may reopen the log; give the monitor time to act.
     time.sleep(0.5)
     assert m.log_bytes() == before
@@ -51,6 +49,18 @@ def test_ctl_reopen_truncates_log_and_invalid_lines_are_ignored(env):
     m.assert_clean_exit()
     recs = k8slog.read(m.log_path)
     assert [r.payload for r in recs] == [b"three\n"]
+
+
+def test_ctl_reopen_truncates_log_and_malformed_lines_are_ignored(env):
+    _assert_lines_ignored_then_reopen_truncates(env, [
+        b"garbage\n", b"9 0 0\n", b"2 0\n", b"2 0x1 0\n",
+        b"1 24 80\n"])  # resize: no effect without -t, no crash
+
+
+@pytest.mark.conmon_differs("no range check: '2 -1 0' reopens the log")
+def test_ctl_lines_with_out_of_range_numbers_are_ignored(env):
+    _assert_lines_ignored_then_reopen_truncates(env, [
+        b"2 -1 0\n", b"2 1001 0\n", b"2 0 1001\n"])
 
 
 def test_ctl_line_split_across_writes_is_assembled(env):

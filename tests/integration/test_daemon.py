@@ -44,3 +44,15 @@ def test_monitor_waits_for_start_pipe_before_daemonizing(env):
     m.daemon_pid = int(open(m.conmon_pidfile).read())
     assert m.wait_exit_file() == "0"
     m.assert_clean_exit()
+
+
+def test_start_pipe_eof_also_releases_the_monitor(env):
+    m = env.monitor(["true"])
+    m.spawn()
+    m.release_start_pipe(data=b"")  # close without writing
+    assert m.popen.wait(10) == 0
+    assert m.read_sync(15).value > 0
+    env.runc.start(m.cid)
+    m.daemon_pid = int(open(m.conmon_pidfile).read())
+    assert m.wait_exit_file() == "0"
+    m.assert_clean_exit()

@@ -56,6 +56,7 @@ def test_failed_exec_reports_minus_one_with_runc_error(env, running):
     x.start()
     msg = x.read_sync(15)
     assert msg.key == "data" and msg.value == -1, msg
+    assert "exec failed" in msg.message
     assert "/nonexistent-binary" in msg.message
     assert x.wait_status() != 0
     x.assert_clean_exit()

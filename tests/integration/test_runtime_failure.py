@@ -32,6 +32,15 @@ def test_missing_container_binary_reports_runc_error(env):
         env.runc.state(m.cid)["status"] == "stopped"
 
 
+def test_runtime_failure_without_api_version_uses_pid_key(env):
+    m = env.monitor(["/nonexistent-binary"], sync=True, api_version=False)
+    m.start()
+    msg = m.read_sync(15)
+    assert msg.key == "pid" and msg.value == -1, msg
+    assert "runc create failed" in msg.message
+    assert m.wait_status() == 1
+
+
 def test_bundle_without_config_reports_runc_stderr_verbatim(env):
     b = env.bundle(["true"])
     os.unlink(b.config_path)

@@ -145,7 +145,9 @@ def test_passthrough_container_writes_to_inherited_stdout(env):
     assert m.stdout() == b"hello\n"
     assert m.stderr() == b"oops\n"
     assert not os.path.exists(m.log_path)
-    assert not os.path.lexists(m.attach_path)
+    # passthrough has no attach socket and no ctl/winsz (spec §6.5)
+    for name in ("attach", "ctl", "winsz"):
+        assert not os.path.lexists(m.bundle.file(name)), name
 
 
 def test_log_none_writes_no_log_file(env):

@@ -25,6 +25,16 @@ def test_timeout_kills_container_exit_file_minus1_status_255(env):
     assert b" stdout F before\n" in m.log_bytes()
 
 
+def test_timeout_is_ignored_when_container_exits_first(env):
+    m = env.monitor(["sh", "-c", "exit 3"], sync=True, timeout=5)
+    t0 = time.monotonic()
+    m.run()
+    assert m.wait_status(10) == 3
+    assert time.monotonic() - t0 < 4
+    assert m.wait_exit_file() == "3"
+    m.assert_clean_exit()
+
+
 @pytest.mark.conmon_differs("no output drain on timeout (spec §2.8)")
 def test_timeout_drains_output_written_before_the_kill(env):
     # Stop the monitor, let the container write while it is stopped and

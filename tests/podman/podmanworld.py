@@ -178,6 +178,11 @@ tmp_dir = "{self.tmp}"
 volume_path = "{os.path.join(self.root, 'volumes')}"
 static_dir = "{os.path.join(self.root, 'libpod')}"
 num_locks = 2048
+
+[network]
+# Private, so that `podman system reset` cannot remove anybody else's
+# networks from the shared /etc/containers/networks.
+network_config_dir = "{os.path.join(self.base, 'networks')}"
 """)
         with open(self.storage_conf, "w") as f:
             f.write(f"""\

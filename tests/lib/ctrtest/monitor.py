@@ -372,9 +372,10 @@ class Monitor:
         os.kill(self.daemon_pid, sig)
 
     def stray_processes(self):
-        """Live processes whose argv mentions this container's id (the
-        monitor and the runtime both carry it)."""
-        return procs.live_pids_mentioning(self.cid)
+        """Live processes of this monitor: the monitor and its runtime both
+        carry the container pidfile path, which is unique per Monitor (the
+        cid is not: exec monitors share it with the container's)."""
+        return procs.live_pids_mentioning(self.container_pidfile)
 
     def term_sockets(self):
         return sorted(n for n in os.listdir(self.tmpdir)
@@ -385,7 +386,7 @@ class Monitor:
         the container id runs, the container's init is gone and no
         conmon-term.* socket is left in the monitor's TMPDIR."""
         self.wait_gone(timeout)
-        assert self.stray_processes() == [], f"processes left for {self.cid}"
+        assert self.stray_processes() == [], f"processes left in {self.workdir}"
         if self.container_pid:
             assert procs.is_gone(self.container_pid), "container still runs"
         assert self.term_sockets() == [], "conmon-term.* left in TMPDIR"
