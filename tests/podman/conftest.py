@@ -56,3 +56,6 @@ def pw(world):
         world.assert_monitor_gone(info)
         zs = zombie_children(info.conmon_pid)
         assert not zs, f"{info}: zombie children {zs} left behind"
+    # exit commands the monitors started may outlive them: let them finish
+    # so that they cannot act on the next test's containers.
+    world.wait_helpers()

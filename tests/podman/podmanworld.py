@@ -319,11 +319,39 @@ runroot = "{self.runroot}"
                     out.append(mp)
         return out
 
+    def helpers_running(self):
+        """Pids of other processes working on this world, e.g. the exit
+        command (`podman container cleanup`) a monitor started, which may
+        outlive the monitor."""
+        me = os.getpid()
+        key = self.root.encode()
+        out = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == me:
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            st = proc_stat(entry)
+            if key in argv and st and st[0] != "Z":
+                out.append(int(entry))
+        return out
+
+    def wait_helpers(self, timeout=30):
+        wait_until(lambda: not self.helpers_running(), timeout, interval=0.1,
+                   what=f"podman helpers {self.helpers_running()} to finish")
+
     def teardown(self):
         problems = []
         rc, out, err = self.podman("rm", "-af", "-t", "0", timeout=120)
         if rc != 0:
             problems.append(f"podman rm -af: rc={rc} {err!r}")
+        try:
+            self.wait_helpers()
+        except AssertionError as e:
+            problems.append(str(e))
         rc, out, err = self.podman("system", "reset", "-f", timeout=120)
         if rc != 0:
             problems.append(f"podman system reset: rc={rc} {err!r}")
