@@ -6,7 +6,7 @@ import re
 import threading
 import time
 
-from podmanworld import IMAGE, wait_until
+from podmanworld import IMAGE
 
 
 def run_gated_d(pw, script, args=(), gate=None):

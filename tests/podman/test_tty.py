@@ -10,7 +10,7 @@ import subprocess
 import termios
 import time
 
-from podmanworld import IMAGE, wait_until
+from podmanworld import IMAGE
 
 
 def set_winsize(fd, rows, cols):
