@@ -35,14 +35,21 @@ def test_timeout_is_ignored_when_container_exits_first(env):
     m.assert_clean_exit()
 
 
+LINE = "x" * 99
+
+
 @pytest.mark.conmon_differs("no output drain on timeout (spec §2.8)")
 def test_timeout_drains_output_written_before_the_kill(env):
     # Stop the monitor, let the container write while it is stopped and
     # the -T deadline passes, then resume it: the timeout fires with
     # "late" still unread in the pipe. ctrmon must drain it into the log.
+    # 600 lines of 100 bytes (60000 bytes, within one pipe buffer) make sure
+    # one read at the deadline is not enough: conmon reads 8 KiB per loop
+    # turn and stops at the timer, so it loses most of them.
     shared = os.path.join(env.work, "shared")
     script = (f"echo early; while [ ! -e {SHARED_IN_CTR}/go ]; do "
-              f"sleep 0.05; done; echo late; touch {SHARED_IN_CTR}/written; "
+              f"sleep 0.05; done; yes {LINE} | head -n 600; echo late; "
+              f"touch {SHARED_IN_CTR}/written; "
               "sleep 100")
     m = env.monitor(["sh", "-c", script], sync=True, timeout=2,
                     bundle_opts={"shared_dir": shared})
@@ -60,4 +67,6 @@ def test_timeout_drains_output_written_before_the_kill(env):
     assert m.wait_status(10) == 255
     assert m.wait_exit_file() == "-1"
     m.assert_clean_exit()
-    assert b" stdout F late\n" in m.log_bytes()
+    log = m.log_bytes()
+    assert b" stdout F late\n" in log
+    assert log.count(b" stdout F " + LINE.encode() + b"\n") == 600
