@@ -91,6 +91,9 @@ void context_free(CtrmonContext *ctx)
         console_socket_free(ctx->console);
         oom_watch_free(ctx->oom);
         sdnotify_relay_free(ctx->sdnotify);
+        if (ctx->watchdog_id)
+                g_source_remove(ctx->watchdog_id);
+        sdnotify_client_free(ctx->notify);
         signals_free(ctx->signals);
         stdio_pipes_close(&ctx->pipes);
         ctrmon_close_fd(&ctx->pty_master);

@@ -52,7 +52,10 @@ typedef struct {
         AttachServer *attach;
         CtlFifos *ctl;
         OomWatch *oom;
-        SdNotifyRelay *sdnotify;
+        SdNotifyRelay *sdnotify;        /* --sdnotify-socket relay          */
+        SdNotifyClient *notify;         /* our own, in unit mode            */
+        guint watchdog_id;
+        bool start_failed;              /* --start: `runtime start` failed  */
         bool oom_reported;
 
         /* children */

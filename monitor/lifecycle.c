@@ -10,6 +10,7 @@
 #include "exit-report.h"
 #include "fs-util.h"
 #include "reaper.h"
+#include "service.h"
 #include "runtime-shim.h"
 #include "ctrmon/error.h"
 #include "ctrmon/fd-util.h"
@@ -220,6 +221,8 @@ static void lifecycle_signal_cb(int signo, const struct signalfd_siginfo *info, 
         case SIGINT:
         case SIGQUIT:
                 log_info("Forwarding signal %d to the container", signo);
+                service_notify(ctx, "STOPPING=1\nSTATUS=Stopping: sent %s to container %s",
+                                 strsignal(signo), ctx->opts->cid);
                 lifecycle_forward_signal(ctx, signo);
                 break;
         case SIGUSR1:
@@ -518,6 +521,18 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
         }
         ctx->container_pid = pid;
 
+        /* Before the caller hears the pid (it may start the container at
+         * once): a runtime that does not use systemd itself leaves the
+         * container where we are; give it a scope of its own. */
+        if (o->systemd_scope && !o->systemd_cgroup && !o->exec) {
+                if (service_scope(ctx, "-container.scope", "Container", pid, true, &error) < 0) {
+                        log_error("%s", error->message);
+                        kill(pid, SIGKILL);
+                        sync_pipe_send(&ctx->sync, -1, error->message, NULL);
+                        return -1;
+                }
+        }
+
         /* Legacy exec reports only the exit status. */
         if (!(o->exec && !o->api_version_1)) {
                 g_autoptr(GError) send_error = NULL;
@@ -612,7 +627,10 @@ static int lifecycle_report_exit(CtrmonContext *ctx)
         }
 
         int status = ctx->timed_out ? -1 : reaper_exit_code(ctx->container_wstatus);
+        if (ctx->start_failed)
+                status = 1;
         log_info("Container %d exited with status %d", (int) ctx->container_pid, status);
+        service_notify(ctx, "STOPPING=1\nSTATUS=Container %s exited with status %d", o->cid, status);
 
         lifecycle_remove_endpoints(ctx);
         lifecycle_close_inherited_fds(ctx);
@@ -637,6 +655,8 @@ static int lifecycle_supervise(CtrmonContext *ctx)
                 return 1;
         }
         lifecycle_start_relaying(ctx);
+        if (ctx->opts->start && !ctx->container_exited)
+                service_start_container(ctx);
         if (!ctx->container_exited || ctx->phase != CTRMON_PHASE_RUNNING)
                 g_main_loop_run(ctx->loop);
         else
@@ -679,6 +699,12 @@ int lifecycle_run(CtrmonOptions *opts)
                 return 1;
         }
         lifecycle_record_inherited_fds(ctx);
+
+        if (service_setup(ctx, &error) < 0) {
+                log_error("%s", error->message);
+                sync_pipe_send(&ctx->sync, -1, error->message, NULL);
+                return 1;
+        }
 
         if (lifecycle_prepare(ctx, &error) < 0 || lifecycle_spawn_runtime(ctx, &error) < 0) {
                 /* Unlike conmon (EOF only), the caller gets the reason. */

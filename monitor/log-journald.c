@@ -1,34 +1,59 @@
-/* journald sink: container lines become journal entries with conmon's field
- * set, partial lines are buffered per stream up to 8192 bytes and flagged
- * CONTAINER_PARTIAL_MESSAGE when sent incomplete. A failed send drops that
- * entry only. */
+/* journald sink (spec §6.4): container lines become journal entries with
+ * conmon's field set, in conmon's order; partial lines are buffered per stream
+ * up to 8192 bytes and flagged CONTAINER_PARTIAL_MESSAGE when sent incomplete.
+ * It owns no file and never blocks for long: a failed send drops that entry
+ * only, is counted, and is returned for the relay to log. */
 #include "log-journald.h"
 
 #include "ctrmon/error.h"
 
 #include <string.h>
-#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
+/* conmon's STDIO_BUF_SIZE: the partial buffer and the rule "buffer a
+ * fragment only while it fits into what is left" both use it. */
 #define JOURNALD_PARTIAL_MAX 8192
+
+/* MESSAGE, CONTAINER_ID_FULL, PRIORITY, CONTAINER_ID, CONTAINER_TAG,
+ * CONTAINER_NAME, SYSLOG_IDENTIFIER, CONTAINER_PARTIAL_MESSAGE. */
+#define JOURNALD_FIXED_FIELDS 8
 
 typedef struct {
         char buf[JOURNALD_PARTIAL_MAX];
         size_t len;
-        int priority;           /* from a "<d>" prefix, or -1 */
 } JournaldPartial;
 
 typedef struct {
         LogSink base;
-        char *cid_full;
-        char *cid_short;
-        char *name;
-        char *tag;
+        /* Every field that does not change per entry, preformatted once. */
+        char *field_id_full;
+        char *field_id;
+        char *field_tag;              /* NULL without --log-tag */
+        char *field_name;             /* NULL without --name */
+        char *field_ident;
         char **labels;
         bool no_partial_flag;
-        JournaldPartial partial[2];  /* stdout, stderr */
-        guint64 dropped_entries;
+        JournaldPartial partial[2];   /* stdout, stderr */
+        /* Reused per entry, so the hot path does not allocate: "MESSAGE="
+         * followed by the buffered fragment and the new line. */
+        GString *message;
+        struct iovec *iov;            /* JOURNALD_FIXED_FIELDS + labels */
+        JournaldSendFn send;
+        void *send_data;
+        uint64_t dropped_entries;
 } JournaldSink;
+
+static const char *const journald_priority_fields[8] = {
+        "PRIORITY=0", "PRIORITY=1", "PRIORITY=2", "PRIORITY=3",
+        "PRIORITY=4", "PRIORITY=5", "PRIORITY=6", "PRIORITY=7",
+};
+
+/* sd_journal_sendv() is a macro adding CODE_FILE/CODE_LINE/CODE_FUNC (of
+ * this function, where conmon's say src/ctr_logging.c / write_journald). */
+static int journald_send_native(const struct iovec *iov, int n, void *user_data)
+{
+        return sd_journal_sendv(iov, n);
+}
 
 int journald_parse_priority(const char **line, size_t *len)
 {
@@ -42,59 +67,64 @@ int journald_parse_priority(const char **line, size_t *len)
         return -1;
 }
 
-static int journald_send(JournaldSink *s, CtrmonStream stream, int priority, const char *a, size_t alen,
-                         const char *b, size_t blen, bool partial, GError **error)
+static void journald_add_field(struct iovec *iov, size_t *n, const char *field)
+{
+        if (!field)
+                return;
+        iov[*n].iov_base = (void *) field;
+        iov[*n].iov_len = strlen(field);
+        (*n)++;
+}
+
+/* One entry: MESSAGE=<part><text>. `priority` < 0 means the stream's
+ * default (stdout 6, stderr 3). */
+static int journald_send(JournaldSink *s, CtrmonStream stream, int priority, const char *part, size_t part_len,
+                         const char *text, size_t text_len, bool partial, GError **error)
 {
         if (priority < 0)
                 priority = stream == CTRMON_STREAM_STDERR ? 3 : 6;
 
-        GString *msg = g_string_sized_new(alen + blen + 16);
-        g_string_append(msg, "MESSAGE=");
-        g_string_append_len(msg, a, (gssize) alen);
-        g_string_append_len(msg, b, (gssize) blen);
+        g_string_truncate(s->message, strlen("MESSAGE="));
+        g_string_append_len(s->message, part, (gssize) part_len);
+        g_string_append_len(s->message, text, (gssize) text_len);
 
-        g_autofree char *id_full = g_strdup_printf("CONTAINER_ID_FULL=%s", s->cid_full);
-        g_autofree char *prio = g_strdup_printf("PRIORITY=%d", priority);
-        g_autofree char *id = g_strdup_printf("CONTAINER_ID=%s", s->cid_short);
-        g_autofree char *tag = s->tag ? g_strdup_printf("CONTAINER_TAG=%s", s->tag) : NULL;
-        g_autofree char *name = s->name ? g_strdup_printf("CONTAINER_NAME=%s", s->name) : NULL;
-        g_autofree char *ident = g_strdup_printf("SYSLOG_IDENTIFIER=%s",
-                                                 s->tag ? s->tag : s->name ? s->name : s->cid_short);
-
-        struct iovec iov[16 + 64];
         size_t n = 0;
-#define JOURNALD_ADD(str)                                                       \
-        do {                                                                    \
-                iov[n].iov_base = (void *) (str);                               \
-                iov[n].iov_len = strlen(str);                                   \
-                n++;                                                            \
-        } while (0)
-        iov[n].iov_base = msg->str;
-        iov[n].iov_len = msg->len;
+        s->iov[n].iov_base = s->message->str;
+        s->iov[n].iov_len = s->message->len;
         n++;
-        JOURNALD_ADD(id_full);
-        JOURNALD_ADD(prio);
-        JOURNALD_ADD(id);
-        if (tag)
-                JOURNALD_ADD(tag);
-        if (name)
-                JOURNALD_ADD(name);
-        JOURNALD_ADD(ident);
+        journald_add_field(s->iov, &n, s->field_id_full);
+        journald_add_field(s->iov, &n, journald_priority_fields[priority]);
+        journald_add_field(s->iov, &n, s->field_id);
+        journald_add_field(s->iov, &n, s->field_tag);
+        journald_add_field(s->iov, &n, s->field_name);
+        journald_add_field(s->iov, &n, s->field_ident);
         if (partial && !s->no_partial_flag)
-                JOURNALD_ADD("CONTAINER_PARTIAL_MESSAGE=true");
-        for (char **l = s->labels; l && *l && n < G_N_ELEMENTS(iov); l++)
-                JOURNALD_ADD(*l);
-#undef JOURNALD_ADD
+                journald_add_field(s->iov, &n, "CONTAINER_PARTIAL_MESSAGE=true");
+        for (char **l = s->labels; l && *l; l++)
+                journald_add_field(s->iov, &n, *l);
 
-        int r = sd_journal_sendv(iov, (int) n);
-        g_string_free(msg, TRUE);
+        int r = s->send(s->iov, (int) n, s->send_data);
         if (r < 0) {
+                /* conmon gives up on the rest of the chunk here; we drop only
+                 * this entry and go on with the next line. */
                 s->dropped_entries++;
                 return ctrmon_set_error_errno(error, r, "Failed to send a log entry to journald");
         }
         return 0;
 }
 
+/* Per line of the chunk, as conmon 2.2.x:
+ *  - a fragment (no '\n') shorter than the room left in the stream's buffer
+ *    is buffered and nothing is sent;
+ *  - otherwise (a complete line, or a fragment that does not fit) one entry
+ *    is sent with the buffered bytes in front, partial if it has no '\n'.
+ * Priority prefix "<d>": looked for only when an entry is sent with nothing
+ * buffered, at the start of the new line. A fragment that gets buffered is
+ * copied verbatim, so "<3>" at its start stays text and its entry gets the
+ * stream's priority, when the line is completed and at exit alike. This is
+ * conmon's behaviour (its parser runs only with an empty buffer) and it is
+ * the same rule that makes a prefix split across reads plain text; the
+ * k8s-file log keeps such a prefix verbatim as well. */
 static int journald_sink_write(LogSink *sink, CtrmonStream stream, const struct timespec *now,
                                const char *buf, size_t len, GError **error)
 {
@@ -105,27 +135,22 @@ static int journald_sink_write(LogSink *sink, CtrmonStream stream, const struct 
         while (len > 0) {
                 const char *nl = memchr(buf, '\n', len);
                 size_t line_len = nl ? (size_t) (nl - buf) + 1 : len;
-                const char *line = buf;
+                const char *text = buf;
                 size_t text_len = line_len;
                 buf += line_len;
                 len -= line_len;
 
-                int priority = part->len ? part->priority : journald_parse_priority(&line, &text_len);
-                g_autoptr(GError) local = NULL;
-                int r = 0;
-                if (nl) {
-                        /* A complete line keeps its '\n' in MESSAGE, as conmon. */
-                        r = journald_send(s, stream, priority, part->buf, part->len, line, text_len, false, &local);
-                        part->len = 0;
-                } else if (text_len < JOURNALD_PARTIAL_MAX - part->len) {
-                        if (part->len == 0)
-                                part->priority = priority;
-                        memcpy(part->buf + part->len, line, text_len);
-                        part->len += text_len;
-                } else {
-                        r = journald_send(s, stream, priority, part->buf, part->len, line, text_len, true, &local);
-                        part->len = 0;
+                if (!nl && line_len < JOURNALD_PARTIAL_MAX - part->len) {
+                        memcpy(part->buf + part->len, text, line_len);
+                        part->len += line_len;
+                        break; /* a fragment is always the end of the chunk */
                 }
+
+                int priority = part->len == 0 ? journald_parse_priority(&text, &text_len) : -1;
+                g_autoptr(GError) local = NULL;
+                /* A complete line keeps its '\n' in MESSAGE, as conmon. */
+                int r = journald_send(s, stream, priority, part->buf, part->len, text, text_len, !nl, &local);
+                part->len = 0;
                 if (r < 0 && ret == 0) {
                         ret = r;
                         g_propagate_error(error, g_steal_pointer(&local));
@@ -134,6 +159,8 @@ static int journald_sink_write(LogSink *sink, CtrmonStream stream, const struct 
         return ret;
 }
 
+/* Container exited: what is still buffered goes out partial (stdout first),
+ * with the stream's priority (see above). */
 static int journald_sink_flush(LogSink *sink, GError **error)
 {
         JournaldSink *s = (JournaldSink *) sink;
@@ -143,8 +170,8 @@ static int journald_sink_flush(LogSink *sink, GError **error)
                 if (!part->len)
                         continue;
                 g_autoptr(GError) local = NULL;
-                int r = journald_send(s, i ? CTRMON_STREAM_STDERR : CTRMON_STREAM_STDOUT, part->priority,
-                                      part->buf, part->len, "", 0, true, &local);
+                int r = journald_send(s, i ? CTRMON_STREAM_STDERR : CTRMON_STREAM_STDOUT, -1, part->buf, part->len,
+                                      "", 0, true, &local);
                 part->len = 0;
                 if (r < 0 && ret == 0) {
                         ret = r;
@@ -162,11 +189,17 @@ static int journald_sink_reopen(LogSink *sink, GError **error)
 static void journald_sink_free(LogSink *sink)
 {
         JournaldSink *s = (JournaldSink *) sink;
-        g_free(s->cid_full);
-        g_free(s->cid_short);
-        g_free(s->name);
-        g_free(s->tag);
+        if (!s)
+                return;
+        g_free(s->field_id_full);
+        g_free(s->field_id);
+        g_free(s->field_tag);
+        g_free(s->field_name);
+        g_free(s->field_ident);
         g_strfreev(s->labels);
+        if (s->message)
+                g_string_free(s->message, TRUE);
+        g_free(s->iov);
         g_free(s);
 }
 
@@ -183,15 +216,38 @@ int journald_sink_new(const JournaldConfig *config, LogSink **ret_sink, GError *
 {
         if (!config->cid || strlen(config->cid) <= 12)
                 return ctrmon_set_error(error, EINVAL, "Container ID must be longer than 12 characters");
+
         JournaldSink *s = g_new0(JournaldSink, 1);
+        g_autofree char *short_id = g_strndup(config->cid, 12);
         s->base.ops = &journald_sink_ops;
-        s->cid_full = g_strdup(config->cid);
-        s->cid_short = g_strndup(config->cid, 12);
-        s->name = g_strdup(config->name);
-        s->tag = g_strdup(config->tag);
+        s->field_id_full = g_strconcat("CONTAINER_ID_FULL=", config->cid, NULL);
+        s->field_id = g_strconcat("CONTAINER_ID=", short_id, NULL);
+        s->field_tag = config->tag ? g_strconcat("CONTAINER_TAG=", config->tag, NULL) : NULL;
+        s->field_name = config->name ? g_strconcat("CONTAINER_NAME=", config->name, NULL) : NULL;
+        /* tag, else name, else the short id. */
+        s->field_ident = g_strconcat("SYSLOG_IDENTIFIER=",
+                                     config->tag ? config->tag : config->name ? config->name : short_id, NULL);
         s->labels = g_strdupv((char **) config->labels);
         s->no_partial_flag = config->no_partial_flag;
-        s->partial[0].priority = s->partial[1].priority = -1;
+        s->message = g_string_sized_new(strlen("MESSAGE=") + 2 * JOURNALD_PARTIAL_MAX);
+        g_string_append(s->message, "MESSAGE=");
+        s->iov = g_new(struct iovec, JOURNALD_FIXED_FIELDS + (s->labels ? g_strv_length(s->labels) : 0));
+        s->send = journald_send_native;
         *ret_sink = &s->base;
         return 0;
+}
+
+void journald_sink_set_sender(LogSink *sink, JournaldSendFn fn, void *user_data)
+{
+        JournaldSink *s = (JournaldSink *) sink;
+        g_return_if_fail(sink && sink->ops == &journald_sink_ops);
+        s->send = fn ? fn : journald_send_native;
+        s->send_data = fn ? user_data : NULL;
+}
+
+uint64_t journald_sink_get_dropped(const LogSink *sink)
+{
+        const JournaldSink *s = (const JournaldSink *) sink;
+        g_return_val_if_fail(sink && sink->ops == &journald_sink_ops, 0);
+        return s->dropped_entries;
 }

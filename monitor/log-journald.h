@@ -4,6 +4,8 @@
 
 #include "log-sink.h"
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
 
 typedef struct {
         const char *cid;              /* longer than 12 chars (validated)     */
@@ -13,7 +15,17 @@ typedef struct {
         bool no_partial_flag;         /* --no-container-partial-message       */
 } JournaldConfig;
 
+/* The transport: sends one entry made of N "FIELD=value" iovecs and returns
+ * >= 0 or -errno, like sd_journal_sendv() (the default). */
+typedef int (*JournaldSendFn)(const struct iovec *iov, int n, void *user_data);
+
 int journald_sink_new(const JournaldConfig *config, LogSink **ret_sink, GError **error);
+
+/* Test seam: replace the transport (fn NULL restores sd_journal_sendv). */
+void journald_sink_set_sender(LogSink *sink, JournaldSendFn fn, void *user_data);
+
+/* Entries dropped because the transport failed. */
+uint64_t journald_sink_get_dropped(const LogSink *sink);
 
 /* Pure: if `line` starts with "<d>" (d in 0..7) return d and skip the prefix
  * (advancing *line, shrinking *len); else return -1. */

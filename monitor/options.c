@@ -48,6 +48,9 @@ typedef struct {
         gboolean no_sync_log;
         gboolean no_container_partial_message;
         gboolean log_rotate;
+        gboolean start;
+        gboolean systemd_scope;
+        gboolean systemd_scope_required;
 } OptionsParse;
 
 static void options_parse_clear(OptionsParse *p)
@@ -200,6 +203,20 @@ static GOptionContext *options_context_new(OptionsParse *p)
                 /* systemd */
                 OPT_S("sdnotify-socket", 0, &o->sdnotify_socket,
                       "Host NOTIFY_SOCKET to relay the container's sd_notify messages to", "PATH"),
+                OPT_F("start", 0, &p->start,
+                      "Also start the container after creating it (runtime start), for use without an engine; "
+                      "with $NOTIFY_SOCKET set, report READY=1, STATUS= and STOPPING=1 to systemd"),
+                OPT_F("systemd-scope", 0, &p->systemd_scope,
+                      "Move the monitor into the transient unit ctrmon-<cid>.scope and the container into "
+                      "ctrmon-<cid>-container.scope (without --systemd-cgroup)"),
+                OPT_F("systemd-scope-required", 0, &p->systemd_scope_required,
+                      "Like --systemd-scope, but fail (sync pipe -1) instead of warning when a scope cannot be created"),
+                OPT_S("systemd-bus", 0, &o->systemd_bus,
+                      "Service manager for the scopes: user or system (default: user when not root, else system)",
+                      "BUS"),
+                OPT_S("systemd-slice", 0, &o->systemd_slice,
+                      "Slice for the scopes (default: machine.slice when root, user.slice of the user manager otherwise)",
+                      "SLICE"),
 
                 /* Removed from conmon after 2.2.1 and broken before; accepted
                  * so that older callers keep working, and ignored. */
@@ -354,7 +371,10 @@ static int options_configure_log_drivers(CtrmonOptions *o, char **log_paths, GEr
         }
 
         if (o->log.journald) {
-                if (strlen(o->cid) <= OPTIONS_JOURNALD_SHORT_ID_LEN)
+                /* conmon's rule, for engines. ctrmon's own unit mode takes
+                 * short names such as ctrmon@web: CONTAINER_ID is then the
+                 * whole ID. */
+                if (strlen(o->cid) <= OPTIONS_JOURNALD_SHORT_ID_LEN && !o->start)
                         return ctrmon_set_error(error, EINVAL,
                                                 "[conmon:e]: Container ID must be longer than 12 characters");
                 for (char **l = o->log_labels; l && *l; l++) {
@@ -439,6 +459,22 @@ static void options_warn(const CtrmonOptions *o, const char *msg)
 }
 
 /* Steps 3-16 after a successful parse; step 2 (--version) is the caller's. */
+/* ctrmon's systemd options (conmon has none). */
+static int options_check_systemd(CtrmonOptions *o, GError **error)
+{
+        if (o->systemd_scope_required)
+                o->systemd_scope = true;
+        if (o->systemd_bus && !g_str_equal(o->systemd_bus, "user") && !g_str_equal(o->systemd_bus, "system"))
+                return ctrmon_set_error(error, EINVAL, "[conmon:e]: --systemd-bus must be 'user' or 'system', not '%s'",
+                                        o->systemd_bus);
+        if (o->systemd_slice && !g_str_has_suffix(o->systemd_slice, ".slice"))
+                return ctrmon_set_error(error, EINVAL, "[conmon:e]: --systemd-slice must name a .slice unit, not '%s'",
+                                        o->systemd_slice);
+        if (o->start && o->exec)
+                return ctrmon_set_error(error, EINVAL, "[conmon:e]: --start cannot be used with --exec");
+        return 0;
+}
+
 static int options_validate(CtrmonOptions *o, OptionsParse *p, GError **error)
 {
         g_autofree char *cwd = NULL;
@@ -517,6 +553,10 @@ static int options_validate(CtrmonOptions *o, OptionsParse *p, GError **error)
         if (r < 0)
                 return r;
 
+        r = options_check_systemd(o, error);
+        if (r < 0)
+                return r;
+
         /* 16 */
         if (o->no_container_partial_message && !o->log.journald)
                 options_warn(o, "--no-container-partial-message has no effect without journald log driver");
@@ -544,6 +584,9 @@ static void options_copy_flags(CtrmonOptions *o, const OptionsParse *p)
         o->no_sync_log = p->no_sync_log;
         o->no_container_partial_message = p->no_container_partial_message;
         o->log_rotate = p->log_rotate;
+        o->start = p->start;
+        o->systemd_scope = p->systemd_scope;
+        o->systemd_scope_required = p->systemd_scope_required;
 }
 
 static CtrmonOptions *options_new(void)
@@ -665,6 +708,8 @@ void options_free(CtrmonOptions *o)
         g_strfreev(o->log_labels);
         g_strfreev(o->log_allowlist_dirs);
         g_free(o->sdnotify_socket);
+        g_free(o->systemd_bus);
+        g_free(o->systemd_slice);
         g_free(o->seccomp_notify_socket);
         g_free(o->seccomp_notify_plugins);
         g_free(o);

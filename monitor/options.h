@@ -88,6 +88,11 @@ typedef struct {
 
         /* systemd */
         char *sdnotify_socket;
+        bool start;                 /* --start: also `runtime start` (unit mode) */
+        bool systemd_scope;         /* --systemd-scope: own scope + container's  */
+        bool systemd_scope_required;/* a scope failure is fatal, not a warning   */
+        char *systemd_bus;          /* "user", "system", or NULL (by uid)        */
+        char *systemd_slice;        /* NULL: machine.slice / user.slice          */
 
         /* accepted and ignored for older callers (removed after 2.2.1) */
         char *seccomp_notify_socket;

@@ -1,7 +1,7 @@
-/* The sd_notify relay between a container and the host's notify socket. Only
- * lines a service manager should hear from a payload pass (readiness, status,
- * watchdog, errno); MAINPID and the like would let the container lie about
- * the host's processes and are dropped. */
+/* sd_notify, both ways: the relay between a container and the host's notify
+ * socket (only lines a service manager should hear from a payload pass:
+ * readiness, status, watchdog, errno; MAINPID and the like would let the
+ * container lie about the host's processes), and ctrmon's own client. */
 #include "sdnotify.h"
 
 #include "ctrmon/error.h"
@@ -144,4 +144,69 @@ void sdnotify_relay_free(SdNotifyRelay *relay)
                 unlink(relay->path);
         g_free(relay->path);
         g_free(relay);
+}
+
+struct SdNotifyClient {
+        int fd;
+        guint64 watchdog_usec;
+};
+
+int sdnotify_client_from_env(SdNotifyClient **ret_client, GError **error)
+{
+        const char *path = g_getenv("NOTIFY_SOCKET");
+        if (!path || !*path) {
+                *ret_client = NULL;
+                return 0;
+        }
+        g_autofree char *socket_path = g_strdup(path);
+
+        guint64 watchdog_usec = 0;
+        const char *usec = g_getenv("WATCHDOG_USEC");
+        const char *wpid = g_getenv("WATCHDOG_PID");
+        if (usec && (!wpid || g_ascii_strtoll(wpid, NULL, 10) == getpid()))
+                watchdog_usec = g_ascii_strtoull(usec, NULL, 10);
+        g_unsetenv("NOTIFY_SOCKET");
+        g_unsetenv("WATCHDOG_USEC");
+        g_unsetenv("WATCHDOG_PID");
+
+        struct sockaddr_un addr;
+        socklen_t addr_len;
+        int r = sdnotify_fill_addr(socket_path, &addr, &addr_len, error);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *) &addr, addr_len) < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to connect to NOTIFY_SOCKET %s", socket_path);
+
+        SdNotifyClient *c = g_new0(SdNotifyClient, 1);
+        c->fd = TAKE_FD(fd);
+        c->watchdog_usec = watchdog_usec;
+        *ret_client = c;
+        return 0;
+}
+
+int sdnotify_client_send(SdNotifyClient *c, const char *message, GError **error)
+{
+        if (!c)
+                return 0;
+        ssize_t n;
+        do
+                n = send(c->fd, message, strlen(message), MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to notify the service manager");
+        return 0;
+}
+
+guint64 sdnotify_client_watchdog_usec(const SdNotifyClient *c)
+{
+        return c ? c->watchdog_usec : 0;
+}
+
+void sdnotify_client_free(SdNotifyClient *c)
+{
+        if (!c)
+                return;
+        ctrmon_close_fd(&c->fd);
+        g_free(c);
 }

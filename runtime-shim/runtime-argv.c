@@ -34,6 +34,16 @@ char **runtime_argv_build(const RuntimeCall *call)
 
         runtime_argv_add(argv, call->runtime_path);
 
+        if (call->action == RUNTIME_ACTION_START) {
+                /* ctrmon's --start (conmon never starts containers): global
+                 * args only; the subcommand options belong to create. */
+                runtime_argv_add_all(argv, call->runtime_args);
+                runtime_argv_add(argv, "start");
+                runtime_argv_add(argv, call->cid);
+                g_ptr_array_add(argv, NULL);
+                return (char **) g_ptr_array_free(argv, FALSE);
+        }
+
         /* conmon puts --systemd-cgroup before the caller's global runtime
          * args, and never for exec: runc exec has no such flag. */
         if (!is_exec && call->systemd_cgroup)
@@ -75,6 +85,8 @@ char **runtime_argv_build(const RuntimeCall *call)
                  * -t: the process spec carries the terminal setting. */
                 runtime_argv_add(argv, "--detach");
                 break;
+        case RUNTIME_ACTION_START:
+                break; /* handled above */
         }
 
         runtime_argv_add_all(argv, call->runtime_opts);

@@ -13,6 +13,7 @@ typedef enum {
         RUNTIME_ACTION_CREATE,
         RUNTIME_ACTION_RESTORE,
         RUNTIME_ACTION_EXEC,
+        RUNTIME_ACTION_START,   /* RT [args…] start CID (ctrmon's --start) */
 } RuntimeAction;
 
 /* Everything that shapes a runtime command line (spec §2.4). */

@@ -407,6 +407,27 @@ START_TEST(test_build_is_repeatable)
 }
 END_TEST
 
+START_TEST(test_start_has_global_args_then_start_and_cid_only)
+{
+        const char *const args[] = { "--root=/run/x", "--log-format=json", NULL };
+        const char *const opts[] = { "--preserve-fds=1", NULL };
+        RuntimeCall call = {
+                .action = RUNTIME_ACTION_START,
+                .runtime_path = "/usr/sbin/runc",
+                .cid = "c1",
+                .bundle = "/b",
+                .pid_file = "/b/pid",
+                .runtime_args = args,
+                .runtime_opts = opts,
+                .systemd_cgroup = true,
+                .console_socket = "/tmp/sock",
+        };
+        g_auto(GStrv) argv = runtime_argv_build(&call);
+        g_autofree char *joined = g_strjoinv(" ", argv);
+        ck_assert_str_eq(joined, "/usr/sbin/runc --root=/run/x --log-format=json start c1");
+}
+END_TEST
+
 static Suite *runtime_argv_suite(void)
 {
         Suite *s = suite_create("runtime-argv");
@@ -414,6 +435,7 @@ static Suite *runtime_argv_suite(void)
 
         tc = tcase_create("create");
         tcase_add_test(tc, test_create_minimal_exact);
+        tcase_add_test(tc, test_start_has_global_args_then_start_and_cid_only);
         tcase_add_test(tc, test_create_full_exact_order);
         tcase_add_test(tc, test_create_systemd_cgroup_only);
         tcase_add_test(tc, test_create_no_pivot_only);

@@ -149,6 +149,7 @@ class Monitor:
         self.daemon_pid = None
         self._sync_r = None
         self._start_w = None
+        self.spawn_env = None  # the exact environment of the last spawn()
         self._sync_buf = b""
         self._sync_eof = False
         self.sync_messages = []
@@ -175,6 +176,7 @@ class Monitor:
             self._attach_r, attach_w = os.pipe()
             pass_fds.append(attach_w)
             env["_OCI_ATTACHPIPE"] = str(attach_w)
+        self.spawn_env = dict(env)
         own_out = stdout is None
         out = open(self.stdout_path, "wb") if own_out else stdout
         err = open(self.stderr_path, "wb")
