@@ -114,6 +114,8 @@ static void attach_client_drop(AttachClient *client)
                 return;
         if (server)
                 server->clients = g_list_remove(server->clients, client);
+        if (server && server->config.client_cb)
+                server->config.client_cb(false, server->config.user_data);
         client->server = NULL;
         client->dead = true;
 
@@ -295,6 +297,8 @@ static void attach_client_add(AttachServer *server, int fd)
         server->clients = g_list_append(server->clients, client);
         server->stats.clients_total++;
         g_debug("Accepted attach client %d", fd);
+        if (server->config.client_cb)
+                server->config.client_cb(true, server->config.user_data);
 }
 
 static gboolean attach_server_accept_cb(int fd, GIOCondition condition, gpointer user_data)

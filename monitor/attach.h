@@ -28,6 +28,8 @@ typedef struct {
          * attach_server_broadcast(), and not for the clients that
          * attach_server_close() disconnects. */
         void (*hangup_cb)(void *user_data);
+        /* A client connected (true) or was disconnected (false). May be NULL. */
+        void (*client_cb)(bool connected, void *user_data);
         void *user_data;
         /* Bytes a client may have queued before it is disconnected. */
         size_t client_queue_max;      /* 0: default (4 MiB)                 */

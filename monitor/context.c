@@ -2,6 +2,8 @@
  * owns. Destruction accepts a half-built context. */
 #include "context.h"
 
+#include "control-methods.h"
+
 #include "diag.h"
 #include "log-journald.h"
 #include "log-k8s-file.h"
@@ -24,6 +26,7 @@ CtrmonContext *context_new(const CtrmonOptions *opts)
         ctx->sinks = g_ptr_array_new_with_free_func((GDestroyNotify) log_sink_free);
         ctx->pty_master = -1;
         ctx->early_exits = g_hash_table_new(g_direct_hash, g_direct_equal);
+        ctx->start_monotonic_usec = g_get_monotonic_time();
         return ctx;
 }
 
@@ -81,6 +84,9 @@ void context_free(CtrmonContext *ctx)
 {
         if (!ctx)
                 return;
+        control_teardown(ctx);
+        if (ctx->started_poll_id)
+                g_source_remove(ctx->started_poll_id);
         if (ctx->timeout_id)
                 g_source_remove(ctx->timeout_id);
         if (ctx->liveness_id)
@@ -106,6 +112,11 @@ void context_free(CtrmonContext *ctx)
         g_array_unref(ctx->inherited_fds);
         g_hash_table_unref(ctx->early_exits);
         g_free(ctx->saved_oom_score_adj);
+        g_free(ctx->monitor_scope);
+        g_free(ctx->container_scope);
+        g_free(ctx->api_path);
+        if (ctx->waiters)
+                g_ptr_array_unref(ctx->waiters);
         g_main_loop_unref(ctx->loop);
         g_free(ctx);
 }

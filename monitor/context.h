@@ -5,6 +5,7 @@
 
 #include "attach.h"
 #include "console.h"
+#include "control-api.h"
 #include "ctl-fifo.h"
 #include "oom.h"
 #include "options.h"
@@ -66,6 +67,20 @@ typedef struct {
         bool container_exited;
         int container_wstatus;
         GHashTable *early_exits;        /* pid -> wstatus reaped before known */
+        /* control API */
+        ControlApi *api;
+        char *api_path;
+        GPtrArray *waiters;             /* ControlCall* of "wait" */
+        gint64 created_usec;            /* CLOCK_REALTIME, 0: not yet */
+        gint64 started_usec;
+        gint64 exited_usec;
+        int exit_status;                /* valid once exited_usec */
+        guint started_poll_id;
+        guint started_poll_ms;
+        gint64 start_monotonic_usec;
+        char *monitor_scope;            /* --systemd-scope units, once made */
+        char *container_scope;
+
         guint timeout_id;
         guint liveness_id;              /* polls a container that is not our child */
         bool timed_out;

@@ -11,17 +11,36 @@
 
 static CtrmonLogLevel diag_level = CTRMON_LOG_LEVEL_WARNING;
 static bool diag_syslog;
-static char diag_syslog_prefix[64] = "ctrmon";
+static char diag_syslog_prefix[64] = "conmon";
 
 void diag_init(CtrmonLogLevel level, bool use_syslog, const char *cid, const char *tag)
 {
         diag_level = level;
         diag_syslog = use_syslog;
         if (cid) {
-                /* conmon's syslog prefix: the first 20 chars of "cid" or
-                 * "cid: tag", so entries of one container can be found. */
+                /* conmon's syslog prefix (spec §6.6), kept byte for byte so
+                 * existing searches work: "conmon " and the first 20 chars of
+                 * "cid" or "cid: tag". The ident (program name) says ctrmon. */
                 g_autofree char *who = tag ? g_strdup_printf("%s: %s", cid, tag) : g_strdup(cid);
-                g_snprintf(diag_syslog_prefix, sizeof diag_syslog_prefix, "ctrmon %.20s", who);
+                g_snprintf(diag_syslog_prefix, sizeof diag_syslog_prefix, "conmon %.20s", who);
+        }
+}
+
+/* conmon's kind tag between the prefix and the message: the name of the
+ * macro it used (nexit/pexit say "error", pwarn is a warning with errno). */
+static const char *diag_syslog_kind(CtrmonLogLevel level, int errnum)
+{
+        switch (level) {
+        case CTRMON_LOG_LEVEL_ERROR:
+                return "error";
+        case CTRMON_LOG_LEVEL_WARNING:
+                return errnum ? "pwarn" : "nwarn";
+        case CTRMON_LOG_LEVEL_INFO:
+                return "ninfo";
+        case CTRMON_LOG_LEVEL_DEBUG:
+                return "ndebug";
+        default:
+                return "ntrace";
         }
 }
 
@@ -60,13 +79,14 @@ void diag_log(CtrmonLogLevel level, int errnum, const char *format, ...)
         fflush(stderr);
 
         if (diag_syslog) {
-                int priority = level == CTRMON_LOG_LEVEL_ERROR ? LOG_ERR
-                               : level == CTRMON_LOG_LEVEL_WARNING ? LOG_WARNING
-                               : level == CTRMON_LOG_LEVEL_INFO ? LOG_INFO : LOG_DEBUG;
+                /* conmon: LOG_ERR for errors, LOG_INFO for everything else;
+                 * no openlog(), so ident = program name, facility user. */
+                int priority = level == CTRMON_LOG_LEVEL_ERROR ? LOG_ERR : LOG_INFO;
+                const char *kind = diag_syslog_kind(level, errnum);
                 if (errnum)
-                        syslog(priority, "%s: %s: %s", diag_syslog_prefix, message, g_strerror(errnum));
+                        syslog(priority, "%s <%s>: %s: %s", diag_syslog_prefix, kind, message, g_strerror(errnum));
                 else
-                        syslog(priority, "%s: %s", diag_syslog_prefix, message);
+                        syslog(priority, "%s <%s>: %s", diag_syslog_prefix, kind, message);
         }
         errno = saved_errno;
 }

@@ -6,6 +6,7 @@
 #include "lifecycle.h"
 
 #include "context.h"
+#include "control-methods.h"
 #include "diag.h"
 #include "exit-report.h"
 #include "fs-util.h"
@@ -210,6 +211,12 @@ static void lifecycle_forward_signal(CtrmonContext *ctx, int signo)
                 kill(ctx->container_pid, signo);
 }
 
+static void lifecycle_reopen_cb(void *user_data)
+{
+        context_reopen_logs(user_data);
+        control_emit(user_data, CTRMON_EVENT_LOG_ROTATED, NULL);
+}
+
 static void lifecycle_signal_cb(int signo, const struct signalfd_siginfo *info, void *user_data)
 {
         CtrmonContext *ctx = user_data;
@@ -227,7 +234,7 @@ static void lifecycle_signal_cb(int signo, const struct signalfd_siginfo *info, 
                 break;
         case SIGUSR1:
                 log_info("SIGUSR1: reopening the log files");
-                context_reopen_logs(ctx);
+                lifecycle_reopen_cb(ctx);
                 break;
         default:
                 /* SIGHUP, SIGUSR2: the monitor has no terminal and no
@@ -251,7 +258,10 @@ static void lifecycle_attach_hangup_cb(void *user_data)
          * stdin pipe. */
         if (ctx->opts->stdin_open && !ctx->opts->leave_stdin_open && !ctx->opts->terminal) {
                 log_debug("Attach client hung up: closing the container's stdin");
-                stdio_relay_close_input(ctx->relay);
+                if (stdio_relay_has_input(ctx->relay)) {
+                        stdio_relay_close_input(ctx->relay);
+                        control_emit(ctx, CTRMON_EVENT_STDIN_CLOSED, NULL);
+                }
         }
 }
 
@@ -265,9 +275,9 @@ static void lifecycle_resize_cb(int rows, int cols, void *user_data)
                 log_warning("%s, ignoring", error->message);
 }
 
-static void lifecycle_reopen_cb(void *user_data)
+static void lifecycle_attach_client_cb(bool connected, void *user_data)
 {
-        context_reopen_logs(user_data);
+        control_emit(user_data, connected ? CTRMON_EVENT_ATTACH_CONNECTED : CTRMON_EVENT_ATTACH_DISCONNECTED, NULL);
 }
 
 static void lifecycle_console_ready_cb(int master_fd, void *user_data)
@@ -291,6 +301,7 @@ static void lifecycle_oom_cb(void *user_data)
         g_autoptr(GError) error = NULL;
         log_info("The container was hit by the OOM killer");
         ctx->oom_reported = true;
+        control_emit(ctx, CTRMON_EVENT_OOM, NULL);
         if (exit_report_write_oom(ctx->opts->persist_dir, ctx->opts->bundle, &error) < 0)
                 log_warning("%s, ignoring", error->message);
 }
@@ -383,6 +394,7 @@ static int lifecycle_prepare(CtrmonContext *ctx, GError **error)
                          * without -i (observed conmon behaviour). */
                         .input_cb = (o->stdin_open || o->terminal) ? lifecycle_attach_input_cb : NULL,
                         .hangup_cb = lifecycle_attach_hangup_cb,
+                        .client_cb = lifecycle_attach_client_cb,
                         .user_data = ctx,
                 };
                 r = attach_server_new(&ac, &ctx->attach, error);
@@ -398,6 +410,13 @@ static int lifecycle_prepare(CtrmonContext *ctx, GError **error)
                 r = ctl_fifos_new(o->bundle, &handlers, &ctx->ctl, error);
                 if (r < 0)
                         return r;
+        }
+
+        {
+                /* The control API costs the container nothing if it fails. */
+                g_autoptr(GError) local = NULL;
+                if (control_setup(ctx, &local) < 0)
+                        log_warning("No control API: %s", local->message);
         }
 
         if (o->exec_attach) {
@@ -539,6 +558,7 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
                 if (sync_pipe_send(&ctx->sync, pid, NULL, &send_error) < 0)
                         log_warning("%s, ignoring", send_error->message);
         }
+        control_container_created(ctx);
         return 0;
 }
 
@@ -645,6 +665,9 @@ static int lifecycle_report_exit(CtrmonContext *ctx)
                 if (sync_pipe_send(&ctx->sync, status, ctx->timed_out ? "command timed out" : NULL, &send_error) < 0)
                         log_warning("%s, ignoring", send_error->message);
         }
+        /* Waiters hear it after the exit files exist, so what they read
+         * there agrees. */
+        control_container_exited(ctx, status);
         return status;
 }
 

@@ -48,11 +48,13 @@ static const char *const journald_priority_fields[8] = {
         "PRIORITY=4", "PRIORITY=5", "PRIORITY=6", "PRIORITY=7",
 };
 
-/* sd_journal_sendv() is a macro adding CODE_FILE/CODE_LINE/CODE_FUNC (of
- * this function, where conmon's say src/ctr_logging.c / write_journald). */
+/* sd_journal_sendv() is a macro adding CODE_FILE/CODE_LINE/CODE_FUNC from
+ * __FILE__, which is relative to the build directory; name the source file
+ * the same way on every build instead (conmon's say src/ctr_logging.c). */
 static int journald_send_native(const struct iovec *iov, int n, void *user_data)
 {
-        return sd_journal_sendv(iov, n);
+        return sd_journal_sendv_with_location("CODE_FILE=monitor/log-journald.c",
+                                              "CODE_LINE=" G_STRINGIFY(__LINE__), __func__, iov, n);
 }
 
 int journald_parse_priority(const char **line, size_t *len)
@@ -125,10 +127,8 @@ static int journald_send(JournaldSink *s, CtrmonStream stream, int priority, con
  * conmon's behaviour (its parser runs only with an empty buffer) and it is
  * the same rule that makes a prefix split across reads plain text; the
  * k8s-file log keeps such a prefix verbatim as well. */
-static int journald_sink_write(LogSink *sink, CtrmonStream stream, const struct timespec *now,
-                               const char *buf, size_t len, GError **error)
+static int journald_write_read(JournaldSink *s, CtrmonStream stream, const char *buf, size_t len, GError **error)
 {
-        JournaldSink *s = (JournaldSink *) sink;
         JournaldPartial *part = &s->partial[stream == CTRMON_STREAM_STDERR ? 1 : 0];
         int ret = 0;
 
@@ -155,6 +155,31 @@ static int journald_sink_write(LogSink *sink, CtrmonStream stream, const struct 
                         ret = r;
                         g_propagate_error(error, g_steal_pointer(&local));
                 }
+        }
+        return ret;
+}
+
+/* The relay reads up to 64 KiB at once, conmon at most 8192 bytes (its
+ * STDIO_BUF_SIZE), and the rules above depend on the read size: a 20000-byte
+ * fragment read at once would be one entry, conmon makes 8192 + 8192 + 3616.
+ * So a chunk is handled as the consecutive 8192-byte reads conmon would have
+ * made of the same pipe contents; entries never exceed 2 * 8192 - 1 bytes. */
+static int journald_sink_write(LogSink *sink, CtrmonStream stream, const struct timespec *now,
+                               const char *buf, size_t len, GError **error)
+{
+        JournaldSink *s = (JournaldSink *) sink;
+        int ret = 0;
+
+        while (len > 0) {
+                size_t window = MIN(len, (size_t) JOURNALD_PARTIAL_MAX);
+                g_autoptr(GError) local = NULL;
+                int r = journald_write_read(s, stream, buf, window, &local);
+                if (r < 0 && ret == 0) {
+                        ret = r;
+                        g_propagate_error(error, g_steal_pointer(&local));
+                }
+                buf += window;
+                len -= window;
         }
         return ret;
 }

@@ -203,6 +203,8 @@ static GOptionContext *options_context_new(OptionsParse *p)
                 /* systemd */
                 OPT_S("sdnotify-socket", 0, &o->sdnotify_socket,
                       "Host NOTIFY_SOCKET to relay the container's sd_notify messages to", "PATH"),
+                OPT_S("api-socket", 0, &o->api_socket,
+                      "Path of the JSON-RPC control socket (default: <bundle>/ctrmon/api.sock)", "PATH"),
                 OPT_F("start", 0, &p->start,
                       "Also start the container after creating it (runtime start), for use without an engine; "
                       "with $NOTIFY_SOCKET set, report READY=1, STATUS= and STOPPING=1 to systemd"),
@@ -709,6 +711,7 @@ void options_free(CtrmonOptions *o)
         g_strfreev(o->log_allowlist_dirs);
         g_free(o->sdnotify_socket);
         g_free(o->systemd_bus);
+        g_free(o->api_socket);
         g_free(o->systemd_slice);
         g_free(o->seccomp_notify_socket);
         g_free(o->seccomp_notify_plugins);

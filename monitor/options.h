@@ -94,6 +94,9 @@ typedef struct {
         char *systemd_bus;          /* "user", "system", or NULL (by uid)        */
         char *systemd_slice;        /* NULL: machine.slice / user.slice          */
 
+        /* control API */
+        char *api_socket;           /* --api-socket; NULL: <bundle>/ctrmon/api.sock */
+
         /* accepted and ignored for older callers (removed after 2.2.1) */
         char *seccomp_notify_socket;
         char *seccomp_notify_plugins;

@@ -5,6 +5,7 @@
 #include "service.h"
 
 #include "bus.h"
+#include "control-methods.h"
 #include "diag.h"
 #include "runtime-shim.h"
 #include "ctrmon/error.h"
@@ -66,6 +67,11 @@ int service_scope(CtrmonContext *ctx, const char *suffix, const char *what, pid_
                 return 0;
         }
         log_info("%s runs in %s on the %s manager", what, unit, bus_kind_name(kind));
+        g_free(pid == getpid() ? ctx->monitor_scope : ctx->container_scope);
+        if (pid == getpid())
+                ctx->monitor_scope = g_steal_pointer(&unit);
+        else
+                ctx->container_scope = g_steal_pointer(&unit);
         return 0;
 }
 
@@ -137,6 +143,7 @@ void service_start_container(CtrmonContext *ctx)
                 return;
         }
         log_info("Container %s started (pid %d)", o->cid, (int) ctx->container_pid);
+        control_container_started(ctx);
         service_notify(ctx, "READY=1\nMAINPID=%d\nSTATUS=Container %s running (pid %d)", (int) getpid(), o->cid,
                          (int) ctx->container_pid);
         guint64 watchdog_usec = sdnotify_client_watchdog_usec(ctx->notify);

@@ -178,6 +178,8 @@ static bool stdio_output_read(StdioRelay *r, StdioOutput *o)
                 int i = o->stream == CTRMON_STREAM_STDERR ? 1 : 0;
                 r->stats.bytes[i] += (uint64_t) n;
                 r->stats.reads[i]++;
+                for (const char *p = r->buf, *end = r->buf + n; (p = memchr(p, '\n', (size_t) (end - p))); p++)
+                        r->stats.lines[i]++;
                 stdio_relay_dispatch(r, o->stream, r->buf, (size_t) n);
                 return true;
         }

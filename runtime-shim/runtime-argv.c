@@ -34,6 +34,17 @@ char **runtime_argv_build(const RuntimeCall *call)
 
         runtime_argv_add(argv, call->runtime_path);
 
+        if (call->action == RUNTIME_ACTION_KILL) {
+                runtime_argv_add_all(argv, call->runtime_args);
+                runtime_argv_add(argv, "kill");
+                if (call->kill_all)
+                        runtime_argv_add(argv, "--all");
+                runtime_argv_add(argv, call->cid);
+                g_ptr_array_add(argv, g_strdup_printf("%d", call->signal));
+                g_ptr_array_add(argv, NULL);
+                return (char **) g_ptr_array_free(argv, FALSE);
+        }
+
         if (call->action == RUNTIME_ACTION_START) {
                 /* ctrmon's --start (conmon never starts containers): global
                  * args only; the subcommand options belong to create. */
@@ -86,6 +97,7 @@ char **runtime_argv_build(const RuntimeCall *call)
                 runtime_argv_add(argv, "--detach");
                 break;
         case RUNTIME_ACTION_START:
+        case RUNTIME_ACTION_KILL:
                 break; /* handled above */
         }
 

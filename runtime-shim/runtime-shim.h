@@ -14,6 +14,7 @@ typedef enum {
         RUNTIME_ACTION_RESTORE,
         RUNTIME_ACTION_EXEC,
         RUNTIME_ACTION_START,   /* RT [args…] start CID (ctrmon's --start) */
+        RUNTIME_ACTION_KILL,    /* RT [args…] kill [--all] CID SIGNAL (control API) */
 } RuntimeAction;
 
 /* Everything that shapes a runtime command line (spec §2.4). */
@@ -31,6 +32,8 @@ typedef struct {
         bool systemd_cgroup;             /* create/restore only              */
         bool no_pivot;                   /* create/restore only              */
         bool no_new_keyring;             /* create/restore only              */
+        int signal;                      /* kill: signal number              */
+        bool kill_all;                   /* kill: every process (--all)      */
 } RuntimeCall;
 
 /* Pure: build the argument vector for `call`, exactly as conmon 2.2.1 does:

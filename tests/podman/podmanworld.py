@@ -202,11 +202,13 @@ runroot = "{self.runroot}"
         return a + [str(x) for x in args]
 
     def podman(self, *args, input=None, timeout=DEFAULT_TIMEOUT, check=False,
-               conmon=True):
-        """Run podman; returns (rc, stdout bytes, stderr bytes)."""
+               conmon=True, extra_env=None):
+        """Run podman; returns (rc, stdout bytes, stderr bytes).
+        extra_env: variables added to the world's environment."""
         argv = self.argv(*args, conmon=conmon)
+        env = dict(self.env, **(extra_env or {}))
         try:
-            p = subprocess.run(argv, input=input, env=self.env,
+            p = subprocess.run(argv, input=input, env=env,
                                stdin=None if input is not None else subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                timeout=timeout)
@@ -277,6 +279,26 @@ runroot = "{self.runroot}"
         info = MonitorInfo(name, cpid, cst[2], pid, pst[2])
         self.monitors.append(info)
         return info
+
+    def exec_monitors(self, name):
+        """Live exec monitors of container `name`: (pid, exe) of processes
+        whose argv has --exec and the container's full id."""
+        cid = self.inspect(name, "{{.Id}}").encode()
+        out = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+                exe = os.path.realpath(f"/proc/{entry}/exe")
+            except OSError:
+                continue
+            st = proc_stat(entry)
+            if (b"--exec" in argv and cid in argv and st
+                    and st[0] not in ("Z", "X")):
+                out.append((int(entry), exe))
+        return out
 
     def assert_monitor_gone(self, info, timeout=10):
         """After the container exited: the monitor process is gone (or a

@@ -428,6 +428,28 @@ START_TEST(test_start_has_global_args_then_start_and_cid_only)
 }
 END_TEST
 
+START_TEST(test_kill_all_has_global_args_then_kill_all_cid_signal)
+{
+        const char *const args[] = { "--root=/run/x", NULL };
+        RuntimeCall call = {
+                .action = RUNTIME_ACTION_KILL,
+                .runtime_path = "/usr/sbin/runc",
+                .cid = "c1",
+                .runtime_args = args,
+                .signal = 15,
+                .kill_all = true,
+        };
+        g_auto(GStrv) argv = runtime_argv_build(&call);
+        g_autofree char *joined = g_strjoinv(" ", argv);
+        ck_assert_str_eq(joined, "/usr/sbin/runc --root=/run/x kill --all c1 15");
+        call.kill_all = false;
+        call.signal = 9;
+        g_auto(GStrv) argv2 = runtime_argv_build(&call);
+        g_autofree char *joined2 = g_strjoinv(" ", argv2);
+        ck_assert_str_eq(joined2, "/usr/sbin/runc --root=/run/x kill c1 9");
+}
+END_TEST
+
 static Suite *runtime_argv_suite(void)
 {
         Suite *s = suite_create("runtime-argv");
@@ -436,6 +458,7 @@ static Suite *runtime_argv_suite(void)
         tc = tcase_create("create");
         tcase_add_test(tc, test_create_minimal_exact);
         tcase_add_test(tc, test_start_has_global_args_then_start_and_cid_only);
+        tcase_add_test(tc, test_kill_all_has_global_args_then_kill_all_cid_signal);
         tcase_add_test(tc, test_create_full_exact_order);
         tcase_add_test(tc, test_create_systemd_cgroup_only);
         tcase_add_test(tc, test_create_no_pivot_only);

@@ -1,0 +1,60 @@
+/* ctrmon's control protocol, version 1: newline-delimited JSON-RPC 2.0 over a
+ * UNIX stream socket. Every ctrmon creates one (also in conmon-compatible
+ * mode), by default at <bundle>/ctrmon/api.sock (the ctrmon directory has
+ * mode 0700, the socket 0600), or at --api-socket PATH. Only the monitor's own
+ * uid and root may connect (SO_PEERCRED); anyone else gets one error response
+ * and the connection is closed.
+ *
+ * Framing: one JSON object per line, UTF-8, no embedded newlines (JSON
+ * escapes them). A request line may be at most CTRMON_CONTROL_MAX_REQUEST
+ * bytes; a longer one gets CTRMON_CONTROL_ERROR_TOO_LARGE and the connection
+ * is closed. Requests on one connection are answered in order of completion
+ * (match them by "id"); "wait" and "exec" answer later, others at once.
+ *
+ * The methods, their params and results are documented in ctrmon-api(7);
+ * the names below are the wire names. */
+#pragma once
+
+#define CTRMON_CONTROL_PROTOCOL_VERSION 1
+#define CTRMON_CONTROL_MAX_REQUEST (1024 * 1024)
+#define CTRMON_CONTROL_SOCKET_DIR "ctrmon"     /* inside the bundle */
+#define CTRMON_CONTROL_SOCKET_NAME "api.sock"
+
+/* methods */
+#define CTRMON_METHOD_VERSION "version"
+#define CTRMON_METHOD_STATUS "status"
+#define CTRMON_METHOD_PROCESSES "processes"
+#define CTRMON_METHOD_WAIT "wait"
+#define CTRMON_METHOD_KILL "kill"
+#define CTRMON_METHOD_RESIZE "resize"
+#define CTRMON_METHOD_CLOSE_STDIN "close_stdin"
+#define CTRMON_METHOD_REOPEN_LOG "reopen_log"
+#define CTRMON_METHOD_EXEC "exec"
+#define CTRMON_METHOD_ATTACH "attach"
+#define CTRMON_METHOD_LOGS "logs"
+#define CTRMON_METHOD_STATS "stats"
+#define CTRMON_METHOD_SUBSCRIBE "subscribe"
+
+/* notifications sent after "subscribe": {"jsonrpc":"2.0","method":"event",
+ * "params":{"type":TYPE,"time":"RFC3339 ns",...}} */
+#define CTRMON_NOTIFICATION_EVENT "event"
+#define CTRMON_EVENT_CREATED "created"
+#define CTRMON_EVENT_STARTED "started"
+#define CTRMON_EVENT_EXITED "exited"
+#define CTRMON_EVENT_OOM "oom"
+#define CTRMON_EVENT_LOG_ROTATED "log-rotated"
+#define CTRMON_EVENT_ATTACH_CONNECTED "attach-connected"
+#define CTRMON_EVENT_ATTACH_DISCONNECTED "attach-disconnected"
+#define CTRMON_EVENT_STDIN_CLOSED "stdin-closed"
+
+/* errors: JSON-RPC 2.0's own, then ctrmon's (-32000 .. -32099) */
+#define CTRMON_CONTROL_ERROR_PARSE -32700            /* not JSON */
+#define CTRMON_CONTROL_ERROR_INVALID_REQUEST -32600  /* not a JSON-RPC request */
+#define CTRMON_CONTROL_ERROR_METHOD_NOT_FOUND -32601
+#define CTRMON_CONTROL_ERROR_INVALID_PARAMS -32602
+#define CTRMON_CONTROL_ERROR_INTERNAL -32603
+#define CTRMON_CONTROL_ERROR_ACCESS_DENIED -32001    /* peer uid not admitted */
+#define CTRMON_CONTROL_ERROR_TOO_LARGE -32002        /* request line too long */
+#define CTRMON_CONTROL_ERROR_NOT_RUNNING -32003      /* container not running */
+#define CTRMON_CONTROL_ERROR_FAILED -32004           /* the operation failed; message says why */
+#define CTRMON_CONTROL_ERROR_UNSUPPORTED -32005      /* not in this mode (e.g. resize without -t) */

@@ -1,0 +1,16 @@
+/* The container's cgroup figures for the control API's "stats": memory, CPU
+ * and pids, from cgroup v1 controllers or the v2 unified tree. */
+#pragma once
+
+#include <glib.h>
+#include <json.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* A JSON object {"version":1|2,"memory":{...},"cpu":{...},"pids":{...}};
+ * figures that cannot be read are left out. NULL if /proc/<pid> is gone. */
+json_object *cgroup_stats_read(pid_t pid);
+
+/* Pure: the path of `controller` ("memory", "pids", "cpuacct"; "" for the v2
+ * "0::" line) in /proc/PID/cgroup content, or NULL. */
+char *cgroup_stats_path(const char *proc_cgroup, const char *controller);

@@ -1,0 +1,521 @@
+/* The control API's methods that read or steer the monitor's own state:
+ * version, status, wait, kill, resize, close_stdin, reopen_log, stats,
+ * subscribe; and the hooks through which the lifecycle tells clients what
+ * happened. processes, exec, attach and logs live in their own files. */
+#include "control-methods.h"
+
+#include "cgroup-stats.h"
+#include "console.h"
+#include "diag.h"
+#include "log-k8s-file.h"
+#include "reaper.h"
+#include "runtime-shim.h"
+#include "ctrmon-config.h"
+#include "ctrmon/error.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ helpers */
+
+static json_object *control_time_or_null(gint64 usec)
+{
+        if (!usec)
+                return NULL;
+        g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(usec / G_USEC_PER_SEC);
+        g_autofree char *base = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+        g_autofree char *text = g_strdup_printf("%s.%06" G_GINT64_FORMAT "Z", base, usec % G_USEC_PER_SEC);
+        return json_object_new_string(text);
+}
+
+static json_object *control_string_or_null(const char *s)
+{
+        return s ? json_object_new_string(s) : NULL;
+}
+
+const char *control_container_state(CtrmonContext *ctx)
+{
+        if (ctx->exited_usec || ctx->container_exited)
+                return "exited";
+        if (ctx->container_pid <= 0)
+                return "creating";
+        return ctx->started_usec ? "running" : "created";
+}
+
+void control_emit(CtrmonContext *ctx, const char *type, json_object *fields)
+{
+        if (!fields)
+                fields = json_object_new_object();
+        json_object_object_add(fields, "id", json_object_new_string(ctx->opts->cid));
+        control_api_emit_event(ctx->api, type, fields);
+}
+
+/* Between create and start the container's PID 1 is still the runtime's
+ * init waiting to exec (runc:[2:INIT], crun's own binary): once it has
+ * exec'd the container's process, it runs. */
+static bool control_pid_is_runtime_init(pid_t pid, const char *runtime_path)
+{
+        g_autofree char *comm_path = g_strdup_printf("/proc/%d/comm", (int) pid);
+        g_autofree char *comm = NULL;
+        if (!g_file_get_contents(comm_path, &comm, NULL, NULL))
+                return false;
+        g_strstrip(comm);
+        if (g_str_has_prefix(comm, "runc:"))
+                return true;
+        g_autofree char *runtime_name = g_path_get_basename(runtime_path);
+        return g_str_equal(comm, runtime_name);
+}
+
+static void control_mark_started(CtrmonContext *ctx)
+{
+        if (ctx->started_usec)
+                return;
+        ctx->started_usec = g_get_real_time();
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "pid", json_object_new_int(ctx->container_pid));
+        control_emit(ctx, CTRMON_EVENT_STARTED, f);
+}
+
+static gboolean control_started_poll_cb(gpointer user_data)
+{
+        CtrmonContext *ctx = user_data;
+        ctx->started_poll_id = 0;
+        if (ctx->container_exited || ctx->started_usec)
+                return G_SOURCE_REMOVE;
+        if (!control_pid_is_runtime_init(ctx->container_pid, ctx->opts->runtime_path)) {
+                control_mark_started(ctx);
+                return G_SOURCE_REMOVE;
+        }
+        /* Engines start right after create; a container left created is
+         * looked at less and less often. */
+        ctx->started_poll_ms = MIN(ctx->started_poll_ms * 2, 1000);
+        ctx->started_poll_id = g_timeout_add(ctx->started_poll_ms, control_started_poll_cb, ctx);
+        return G_SOURCE_REMOVE;
+}
+
+static bool control_require_running(CtrmonContext *ctx, ControlCall *call)
+{
+        if (ctx->container_pid > 0 && !ctx->container_exited)
+                return true;
+        control_call_error(call, CTRMON_CONTROL_ERROR_NOT_RUNNING, "Container %s is %s", ctx->opts->cid,
+                           control_container_state(ctx));
+        return false;
+}
+
+static bool control_get_int(ControlCall *call, json_object *params, const char *key, bool required, int min,
+                            int max, int *ret)
+{
+        json_object *v;
+        if (!json_object_object_get_ex(params, key, &v) || !v) {
+                if (required)
+                        control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS, "Missing parameter \"%s\"", key);
+                return !required;
+        }
+        if (!json_object_is_type(v, json_type_int)) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS, "Parameter \"%s\" must be an integer",
+                                   key);
+                return false;
+        }
+        int64_t x = json_object_get_int64(v);
+        if (x < min || x > max) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS,
+                                   "Parameter \"%s\" must be between %d and %d", key, min, max);
+                return false;
+        }
+        *ret = (int) x;
+        return true;
+}
+
+/* ------------------------------------------------------------ methods */
+
+static void control_method_version(ControlCall *call, json_object *params, void *user_data)
+{
+        json_object *r = json_object_new_object();
+        json_object_object_add(r, "protocol", json_object_new_int(CTRMON_CONTROL_PROTOCOL_VERSION));
+        json_object_object_add(r, "ctrmon", json_object_new_string(CTRMON_VERSION));
+        json_object_object_add(r, "conmon_compat", json_object_new_string(CTRMON_CONMON_COMPAT_VERSION));
+        json_object *methods = json_object_new_array();
+        static const char *const names[] = {
+                CTRMON_METHOD_VERSION, CTRMON_METHOD_STATUS, CTRMON_METHOD_PROCESSES, CTRMON_METHOD_WAIT,
+                CTRMON_METHOD_KILL, CTRMON_METHOD_RESIZE, CTRMON_METHOD_CLOSE_STDIN, CTRMON_METHOD_REOPEN_LOG,
+                CTRMON_METHOD_EXEC, CTRMON_METHOD_ATTACH, CTRMON_METHOD_LOGS, CTRMON_METHOD_STATS,
+                CTRMON_METHOD_SUBSCRIBE,
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+                json_object_array_add(methods, json_object_new_string(names[i]));
+        json_object_object_add(r, "methods", methods);
+        json_object *events = json_object_new_array();
+        static const char *const types[] = {
+                CTRMON_EVENT_CREATED, CTRMON_EVENT_STARTED, CTRMON_EVENT_EXITED, CTRMON_EVENT_OOM,
+                CTRMON_EVENT_LOG_ROTATED, CTRMON_EVENT_ATTACH_CONNECTED, CTRMON_EVENT_ATTACH_DISCONNECTED,
+                CTRMON_EVENT_STDIN_CLOSED,
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(types); i++)
+                json_object_array_add(events, json_object_new_string(types[i]));
+        json_object_object_add(r, "events", events);
+        control_call_reply(call, r);
+}
+
+static json_object *control_exit_fields(CtrmonContext *ctx)
+{
+        json_object *r = json_object_new_object();
+        int status = ctx->exit_status;
+        json_object_object_add(r, "exit_code", json_object_new_int(status));
+        bool signaled = !ctx->timed_out && ctx->container_exited && WIFSIGNALED(ctx->container_wstatus);
+        json_object_object_add(r, "signal", signaled ? json_object_new_int(WTERMSIG(ctx->container_wstatus)) : NULL);
+        json_object_object_add(r, "timed_out", json_object_new_boolean(ctx->timed_out));
+        json_object_object_add(r, "oom", json_object_new_boolean(ctx->oom_reported));
+        return r;
+}
+
+static void control_method_status(ControlCall *call, json_object *params, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        const CtrmonOptions *o = ctx->opts;
+        if (ctx->container_pid > 0 && !ctx->started_usec && !ctx->container_exited &&
+            !control_pid_is_runtime_init(ctx->container_pid, o->runtime_path))
+                control_mark_started(ctx);
+
+        json_object *r = json_object_new_object();
+        json_object_object_add(r, "id", json_object_new_string(o->cid));
+        json_object_object_add(r, "name", control_string_or_null(o->name));
+        json_object_object_add(r, "state", json_object_new_string(control_container_state(ctx)));
+        json_object_object_add(r, "exec", json_object_new_boolean(o->exec));
+        json_object_object_add(r, "monitor_pid", json_object_new_int(getpid()));
+        json_object_object_add(r, "container_pid",
+                               ctx->container_pid > 0 ? json_object_new_int(ctx->container_pid) : NULL);
+        if (ctx->exited_usec) {
+                json_object *e = control_exit_fields(ctx);
+                json_object_object_foreach(e, key, val) json_object_object_add(r, key, json_object_get(val));
+                json_object_put(e);
+        } else {
+                json_object_object_add(r, "exit_code", NULL);
+                json_object_object_add(r, "signal", NULL);
+                json_object_object_add(r, "timed_out", json_object_new_boolean(false));
+                json_object_object_add(r, "oom", json_object_new_boolean(ctx->oom_reported));
+        }
+        json_object_object_add(r, "created_at", control_time_or_null(ctx->created_usec));
+        json_object_object_add(r, "started_at", control_time_or_null(ctx->started_usec));
+        json_object_object_add(r, "exited_at", control_time_or_null(ctx->exited_usec));
+        json_object_object_add(r, "bundle", control_string_or_null(o->bundle));
+        json_object_object_add(r, "runtime", json_object_new_string(o->runtime_path));
+        json_object_object_add(r, "terminal", json_object_new_boolean(o->terminal));
+        json_object_object_add(r, "stdin", json_object_new_boolean(o->stdin_open));
+        json_object *logs = json_object_new_object();
+        json_object_object_add(logs, "k8s_file", control_string_or_null(o->log.k8s_file ? o->log.k8s_path : NULL));
+        json_object_object_add(logs, "journald", json_object_new_boolean(o->log.journald));
+        json_object_object_add(logs, "passthrough", json_object_new_boolean(o->log.passthrough));
+        json_object_object_add(r, "logs", logs);
+        json_object *scopes = json_object_new_object();
+        json_object_object_add(scopes, "monitor", control_string_or_null(ctx->monitor_scope));
+        json_object_object_add(scopes, "container", control_string_or_null(ctx->container_scope));
+        json_object_object_add(r, "scopes", scopes);
+        json_object_object_add(r, "exit_dir", control_string_or_null(o->exit_dir));
+        json_object_object_add(r, "api_socket", control_string_or_null(ctx->api_path));
+        control_call_reply(call, r);
+}
+
+static void control_method_wait(ControlCall *call, json_object *params, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        if (ctx->exited_usec) {
+                control_call_reply(call, control_exit_fields(ctx));
+                return;
+        }
+        g_ptr_array_add(ctx->waiters, control_call_ref(call));
+}
+
+static int control_parse_signal(json_object *v)
+{
+        static const struct {
+                const char *name;
+                int number;
+        } names[] = {
+                { "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT }, { "KILL", SIGKILL },
+                { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "TERM", SIGTERM }, { "STOP", SIGSTOP },
+                { "CONT", SIGCONT }, { "WINCH", SIGWINCH }, { "ALRM", SIGALRM }, { "PIPE", SIGPIPE },
+        };
+        if (json_object_is_type(v, json_type_int)) {
+                int64_t n = json_object_get_int64(v);
+                return n >= 1 && n < NSIG ? (int) n : -1;
+        }
+        if (!json_object_is_type(v, json_type_string))
+                return -1;
+        const char *s = json_object_get_string(v);
+        if (g_ascii_strncasecmp(s, "SIG", 3) == 0)
+                s += 3;
+        for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+                if (g_ascii_strcasecmp(s, names[i].name) == 0)
+                        return names[i].number;
+        return -1;
+}
+
+static int control_runtime_kill_all(CtrmonContext *ctx, int signo, GError **error)
+{
+        const CtrmonOptions *o = ctx->opts;
+        RuntimeCall rc = {
+                .action = RUNTIME_ACTION_KILL,
+                .runtime_path = o->runtime_path,
+                .cid = o->cid,
+                .runtime_args = (const char *const *) o->runtime_args,
+                .signal = signo,
+                .kill_all = true,
+        };
+        g_auto(GStrv) argv = runtime_argv_build(&rc);
+        RuntimeSpawn spawn = {
+                .argv = argv,
+                .stdin_fd = ctx->dev_null_fd,
+                .stdout_fd = ctx->dev_null_fd,
+                .stderr_fd = ctx->dev_null_fd,
+                .monitor_pid = getpid(),
+                .start_pipe_fd = -1,
+                .sigmask = &ctx->original_sigmask,
+        };
+        pid_t pid;
+        int r = runtime_spawn(&spawn, &pid, error);
+        if (r < 0)
+                return r;
+        int wstatus = 0;
+        while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+                ;
+        if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
+                return ctrmon_set_error(error, EIO, "%s kill --all failed with status %d", o->runtime_path,
+                                        reaper_exit_code(wstatus));
+        return 0;
+}
+
+static void control_method_kill(ControlCall *call, json_object *params, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        int signo = SIGTERM;
+        json_object *v;
+        if (json_object_object_get_ex(params, "signal", &v) && v && (signo = control_parse_signal(v)) < 0) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS,
+                                   "Parameter \"signal\" must be a signal number or name such as \"TERM\"");
+                return;
+        }
+        bool all = json_object_object_get_ex(params, "all", &v) && json_object_get_boolean(v);
+        if (!control_require_running(ctx, call))
+                return;
+        if (all) {
+                g_autoptr(GError) error = NULL;
+                if (control_runtime_kill_all(ctx, signo, &error) < 0) {
+                        control_call_error(call, CTRMON_CONTROL_ERROR_FAILED, "%s", error->message);
+                        return;
+                }
+        } else if (kill(ctx->container_pid, signo) < 0) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_FAILED, "Failed to send signal %d to %d: %s", signo,
+                                   (int) ctx->container_pid, g_strerror(errno));
+                return;
+        }
+        json_object *r = json_object_new_object();
+        json_object_object_add(r, "signal", json_object_new_int(signo));
+        json_object_object_add(r, "all", json_object_new_boolean(all));
+        control_call_reply(call, r);
+}
+
+static void control_method_resize(ControlCall *call, json_object *params, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        int rows = 0, cols = 0;
+        if (!control_get_int(call, params, "rows", true, 0, 65535, &rows) ||
+            !control_get_int(call, params, "cols", true, 0, 65535, &cols))
+                return;
+        if (ctx->pty_master < 0) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_UNSUPPORTED,
+                                   "Container %s has no terminal (ctrmon was started without -t)", ctx->opts->cid);
+                return;
+        }
+        g_autoptr(GError) error = NULL;
+        if (console_resize(ctx->pty_master, rows, cols, &error) < 0) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_FAILED, "%s", error->message);
+                return;
+        }
+        control_call_reply(call, NULL);
+}
+
+static void control_method_close_stdin(ControlCall *call, json_object *params, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        if (!ctx->relay || !stdio_relay_has_input(ctx->relay)) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_UNSUPPORTED,
+                                   "Container %s has no open stdin (ctrmon was started without -i, or it is closed)",
+                                   ctx->opts->cid);
+                return;
+        }
+        stdio_relay_close_input(ctx->relay);
+        control_emit(ctx, CTRMON_EVENT_STDIN_CLOSED, NULL);
+        control_call_reply(call, NULL);
+}
+
+static void control_method_reopen_log(ControlCall *call, json_object *params, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        context_reopen_logs(ctx);
+        control_emit(ctx, CTRMON_EVENT_LOG_ROTATED, NULL);
+        control_call_reply(call, NULL);
+}
+
+static gint64 control_self_rss_bytes(void)
+{
+        g_autofree char *status = NULL;
+        if (!g_file_get_contents("/proc/self/status", &status, NULL, NULL))
+                return -1;
+        const char *p = strstr(status, "VmRSS:");
+        return p ? (gint64) g_ascii_strtoull(p + 6, NULL, 10) * 1024 : -1;
+}
+
+static void control_method_stats(ControlCall *call, json_object *params, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        json_object *r = json_object_new_object();
+        json_object *cg = ctx->container_pid > 0 && !ctx->container_exited ? cgroup_stats_read(ctx->container_pid) : NULL;
+        json_object_object_add(r, "cgroup", cg);
+
+        json_object *m = json_object_new_object();
+        StdioStats st = { 0 };
+        if (ctx->relay)
+                stdio_relay_get_stats(ctx->relay, &st);
+        static const char *const streams[] = { "stdout", "stderr" };
+        for (int i = 0; i < 2; i++) {
+                json_object *s = json_object_new_object();
+                json_object_object_add(s, "bytes", json_object_new_int64((int64_t) st.bytes[i]));
+                json_object_object_add(s, "lines", json_object_new_int64((int64_t) st.lines[i]));
+                json_object_object_add(m, streams[i], s);
+        }
+        json_object_object_add(m, "stdin_bytes", json_object_new_int64((int64_t) st.stdin_bytes));
+        guint64 dropped = 0;
+        for (guint i = 0; i < ctx->sinks->len; i++) {
+                LogSink *sink = g_ptr_array_index(ctx->sinks, i);
+                if (g_str_equal(sink->ops->name, "k8s-file")) {
+                        K8sFileStats ks;
+                        k8s_file_sink_get_stats(sink, &ks);
+                        dropped += ks.bytes_dropped;
+                        json_object_object_add(m, "log_file_bytes", json_object_new_int64(ks.current_size));
+                }
+        }
+        json_object_object_add(m, "log_bytes_dropped", json_object_new_int64((int64_t) dropped));
+        json_object_object_add(m, "log_write_errors", json_object_new_int64((int64_t) st.sink_errors));
+        AttachStats as = { 0 };
+        if (ctx->attach)
+                attach_server_get_stats(ctx->attach, &as);
+        json_object_object_add(m, "attach_clients", json_object_new_int((int) as.clients));
+        json_object_object_add(m, "attach_clients_dropped", json_object_new_int64((int64_t) as.clients_dropped));
+        json_object_object_add(m, "attach_bytes_dropped", json_object_new_int64((int64_t) as.bytes_dropped));
+        json_object_object_add(m, "rss_bytes", json_object_new_int64(control_self_rss_bytes()));
+        json_object_object_add(m, "uptime_seconds",
+                               json_object_new_double((double) (g_get_monotonic_time() - ctx->start_monotonic_usec) /
+                                                      G_USEC_PER_SEC));
+        json_object_object_add(r, "monitor", m);
+        control_call_reply(call, r);
+}
+
+static void control_method_subscribe(ControlCall *call, json_object *params, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        control_call_subscribe(call);
+        json_object *r = json_object_new_object();
+        json_object_object_add(r, "subscribed", json_object_new_boolean(true));
+        json_object_object_add(r, "state", json_object_new_string(control_container_state(ctx)));
+        control_call_reply(call, r);
+}
+
+static const ControlMethod control_methods[] = {
+        { CTRMON_METHOD_VERSION, control_method_version },
+        { CTRMON_METHOD_STATUS, control_method_status },
+        { CTRMON_METHOD_WAIT, control_method_wait },
+        { CTRMON_METHOD_KILL, control_method_kill },
+        { CTRMON_METHOD_RESIZE, control_method_resize },
+        { CTRMON_METHOD_CLOSE_STDIN, control_method_close_stdin },
+        { CTRMON_METHOD_REOPEN_LOG, control_method_reopen_log },
+        { CTRMON_METHOD_STATS, control_method_stats },
+        { CTRMON_METHOD_SUBSCRIBE, control_method_subscribe },
+        { NULL, NULL },
+};
+
+/* ------------------------------------------------------------ hooks */
+
+int control_setup(CtrmonContext *ctx, GError **error)
+{
+        const CtrmonOptions *o = ctx->opts;
+        ctx->waiters = g_ptr_array_new();
+        ctx->started_poll_ms = 10;
+
+        if (o->api_socket) {
+                ctx->api_path = g_strdup(o->api_socket);
+        } else if (o->bundle) {
+                g_autofree char *dir = g_build_filename(o->bundle, CTRMON_CONTROL_SOCKET_DIR, NULL);
+                /* Only the owner may enter: the socket's mode alone is not
+                 * a boundary on every system. */
+                if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                        return ctrmon_set_error_errno(error, errno, "Failed to create %s", dir);
+                if (chmod(dir, 0700) < 0)
+                        return ctrmon_set_error_errno(error, errno, "Failed to chmod %s", dir);
+                g_autofree char *name = o->exec ? g_strdup_printf("exec-%d.sock", (int) getpid())
+                                                : g_strdup(CTRMON_CONTROL_SOCKET_NAME);
+                ctx->api_path = g_build_filename(dir, name, NULL);
+        } else {
+                return 0; /* an exec without bundle: no place for a socket */
+        }
+
+        ControlApiConfig config = {
+                .path = ctx->api_path,
+                .methods = control_methods,
+                .user_data = ctx,
+                .owner_uid = geteuid(),
+        };
+        return control_api_new(&config, &ctx->api, error);
+}
+
+void control_container_created(CtrmonContext *ctx)
+{
+        ctx->created_usec = g_get_real_time();
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "pid", json_object_new_int(ctx->container_pid));
+        control_emit(ctx, CTRMON_EVENT_CREATED, f);
+        if (control_pid_is_runtime_init(ctx->container_pid, ctx->opts->runtime_path))
+                ctx->started_poll_id = g_timeout_add(ctx->started_poll_ms, control_started_poll_cb, ctx);
+        else
+                control_mark_started(ctx); /* exec, restore: running already */
+}
+
+void control_container_started(CtrmonContext *ctx)
+{
+        control_mark_started(ctx);
+}
+
+void control_container_exited(CtrmonContext *ctx, int status)
+{
+        ctx->exit_status = status;
+        ctx->exited_usec = g_get_real_time();
+        if (ctx->started_poll_id) {
+                g_source_remove(ctx->started_poll_id);
+                ctx->started_poll_id = 0;
+        }
+        for (guint i = 0; ctx->waiters && i < ctx->waiters->len; i++) {
+                ControlCall *call = g_ptr_array_index(ctx->waiters, i);
+                control_call_reply(call, control_exit_fields(ctx));
+                control_call_unref(call);
+        }
+        if (ctx->waiters)
+                g_ptr_array_set_size(ctx->waiters, 0);
+        control_emit(ctx, CTRMON_EVENT_EXITED, control_exit_fields(ctx));
+        control_api_flush(ctx->api, 500);
+}
+
+void control_teardown(CtrmonContext *ctx)
+{
+        for (guint i = 0; ctx->waiters && i < ctx->waiters->len; i++)
+                control_call_unref(g_ptr_array_index(ctx->waiters, i));
+        if (ctx->waiters)
+                g_ptr_array_set_size(ctx->waiters, 0);
+        g_clear_pointer(&ctx->api, control_api_free);
+        if (ctx->api_path && !ctx->opts->api_socket) {
+                g_autofree char *dir = g_path_get_dirname(ctx->api_path);
+                rmdir(dir); /* only if empty: another monitor's socket may live there */
+        }
+}

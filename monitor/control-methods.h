@@ -1,0 +1,32 @@
+/* The control API's methods over the monitor's context, and the hooks the
+ * lifecycle calls so clients hear what happens (events, waiters). */
+#pragma once
+
+#include "context.h"
+#include "control-api.h"
+
+/* Create the API socket: --api-socket, else <bundle>/ctrmon/api.sock (exec
+ * monitors: <bundle>/ctrmon/exec-<pid>.sock). A failure costs the API, not
+ * the container: the caller warns. */
+int control_setup(CtrmonContext *ctx, GError **error);
+/* The pid is known: "created" (and "started" once the runtime's init has
+ * exec'd the container's process). */
+void control_container_created(CtrmonContext *ctx);
+/* ctrmon itself started it (--start). */
+void control_container_started(CtrmonContext *ctx);
+/* Answer every waiter, emit "exited", deliver what is queued. */
+void control_container_exited(CtrmonContext *ctx, int status);
+void control_teardown(CtrmonContext *ctx);
+
+/* Emit an event to subscribers (takes `fields`, may be NULL). */
+void control_emit(CtrmonContext *ctx, const char *type, json_object *fields);
+
+/* The container's state as clients see it: "creating", "created",
+ * "running", "exited". */
+const char *control_container_state(CtrmonContext *ctx);
+
+/* Methods implemented in other files (control-*.c). */
+void control_method_processes(ControlCall *call, json_object *params, void *user_data);
+void control_method_exec(ControlCall *call, json_object *params, void *user_data);
+void control_method_attach(ControlCall *call, json_object *params, void *user_data);
+void control_method_logs(ControlCall *call, json_object *params, void *user_data);
