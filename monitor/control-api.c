@@ -79,9 +79,10 @@ int control_parse_request(const char *line, size_t len, char **ret_method, json_
         json_tokener_free(tok);
         if (!req || jerr != json_tokener_success || trailing) {
                 json_object_put(req);
-                *ret_error_message = g_strdup_printf("Parse error: %s",
-                                                     trailing ? "trailing characters after the request"
-                                                              : json_tokener_error_desc(jerr));
+                *ret_error_message = g_strdup_printf(
+                        "Parse error: %s", trailing ? "trailing characters after the request"
+                                           : jerr == json_tokener_continue ? "unexpected end of the request"
+                                                                           : json_tokener_error_desc(jerr));
                 return CTRMON_CONTROL_ERROR_PARSE;
         }
 

@@ -115,7 +115,7 @@ static int journald_send(JournaldSink *s, CtrmonStream stream, int priority, con
         return 0;
 }
 
-/* Per line of the chunk, as conmon 2.2.x:
+/* Per line of one read of at most 8192 bytes, as conmon 2.2.x:
  *  - a fragment (no '\n') shorter than the room left in the stream's buffer
  *    is buffered and nothing is sent;
  *  - otherwise (a complete line, or a fragment that does not fit) one entry
@@ -143,7 +143,7 @@ static int journald_write_read(JournaldSink *s, CtrmonStream stream, const char 
                 if (!nl && line_len < JOURNALD_PARTIAL_MAX - part->len) {
                         memcpy(part->buf + part->len, text, line_len);
                         part->len += line_len;
-                        break; /* a fragment is always the end of the chunk */
+                        break; /* a fragment is always the end of the read */
                 }
 
                 int priority = part->len == 0 ? journald_parse_priority(&text, &text_len) : -1;

@@ -143,13 +143,15 @@ def baseline_run(ws):
 
 # -- 5. exit -> exit file -------------------------------------------------
 
-def exit_latency(ws, binary):
+def exit_latency(ws, binary, sync_log=True):
     """The container's last act is writing CLOCK_REALTIME ns to a shared
-    file; latency = inotify wake-up for the exit file minus that. us."""
+    file; latency = inotify wake-up for the exit file minus that. us.
+    sync_log=False adds --no-sync-log (no fsync of the log at exit)."""
     wd = ws.new_dir("exitlat")
     name = os.path.basename(wd) + ".exitstamp"
     mon = ws.monitor(wd, ws.bundle(wd, [HELPER_IN_CTR, "stampexit",
-                                        "/run/" + name]), binary)
+                                        "/run/" + name]), binary,
+                     extra_args=[] if sync_log else ["--no-sync-log"])
     ino = Inotify(mon.exit_dir)
     stamp = os.path.join(ws.shared, name)
     try:
@@ -345,6 +347,8 @@ def callgrind_run(ws, binary, nbytes, top=12):
             if "file:function" in line:
                 for fl in lines[i + 1:]:
                     fl = fl.strip()
+                    if fl.startswith("-"):
+                        continue
                     if not fl:
                         if funcs:
                             break

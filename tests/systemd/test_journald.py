@@ -24,8 +24,8 @@ def new_cid(prefix):
 
 
 def k8s_segments(data):
-    """[(stream, complete, bytes)] of a k8s-file log: one per record, i.e. one
-    per line piece the monitor saw (a P record is the end of a read)."""
+    """[(stream, complete, bytes, ts)] of a k8s-file log: one per record, i.e.
+    one per line piece the monitor saw (a P record is the end of a read)."""
     assert data.endswith(b"\n"), data[-100:]
     segs = []
     for rec in data[:-1].split(b"\n"):
@@ -33,29 +33,50 @@ def k8s_segments(data):
         assert stream in ("stdout", "stderr") and rec[42:43] == b" ", rec[:50]
         tag, content = rec[K8S_HEADER:K8S_HEADER + 2], rec[K8S_HEADER + 2:]
         assert tag in (b"F ", b"P "), rec[:50]
-        segs.append((stream, tag == b"F ", content + b"\n" if tag == b"F " else content))
+        segs.append((stream, tag == b"F ", content + b"\n" if tag == b"F " else content, rec[:35]))
     return segs
 
 
+def k8s_reads(segs):
+    """[(stream, bytes)]: the monitor's reads. The records of one read share
+    its timestamp and stream, and only the last one can be P."""
+    reads = []
+    prev = None
+    for stream, complete, data, ts in segs:
+        if prev and prev == (stream, ts):
+            reads[-1][1].append(data)
+        else:
+            reads.append((stream, [data]))
+        prev = (stream, ts) if complete else None
+    return [(s, b"".join(d)) for s, d in reads]
+
+
 def stream_bytes(segs, stream):
-    return b"".join(d for s, _, d in segs if s == stream)
+    return b"".join(d for s, _, d, _ in segs if s == stream)
 
 
-def replay_conmon(segs):
-    """Spec §6.4 on the monitor's reads: [(MESSAGE bytes, priority, partial)]."""
+def replay_conmon(reads):
+    """Spec §6.4 on the monitor's reads, cut into the <= 8192-byte reads conmon
+    makes: [(MESSAGE bytes, priority, partial)]."""
     default = {"stdout": 6, "stderr": 3}
     buf = {"stdout": b"", "stderr": b""}
     entries = []
-    for stream, complete, data in segs:
-        if not complete and len(data) < PARTIAL_MAX - len(buf[stream]):
-            buf[stream] += data
-            continue
-        prio, text = default[stream], data
-        if (not buf[stream] and len(data) >= 3 and data[:1] == b"<"
-                and 0x30 <= data[1] <= 0x37 and data[2:3] == b">"):
-            prio, text = data[1] - 0x30, data[3:]
-        entries.append((buf[stream] + text, prio, not complete))
-        buf[stream] = b""
+    for stream, chunk in reads:
+        for at in range(0, len(chunk), PARTIAL_MAX):
+            window = chunk[at:at + PARTIAL_MAX]
+            lines = window.split(b"\n")
+            pieces = [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+            for data in pieces:
+                complete = data.endswith(b"\n")
+                if not complete and len(data) < PARTIAL_MAX - len(buf[stream]):
+                    buf[stream] += data
+                    continue
+                prio, text = default[stream], data
+                if (not buf[stream] and len(data) >= 3 and data[:1] == b"<"
+                        and 0x30 <= data[1] <= 0x37 and data[2:3] == b">"):
+                    prio, text = data[1] - 0x30, data[3:]
+                entries.append((buf[stream] + text, prio, not complete))
+                buf[stream] = b""
     for stream in ("stdout", "stderr"):  # the flush at exit
         if buf[stream]:
             entries.append((buf[stream], default[stream], True))
@@ -140,18 +161,19 @@ def test_journald_and_k8s_file_get_every_byte_split_as_conmon(journald_runs):
     assert stream_bytes(segs, "stdout") == (b"first\n<3>err via prefix\n<3>fragment\n" + b"x" * 20000)
     assert stream_bytes(segs, "stderr") == b"E1\n<4>warn\nfinal no newline"
     entries = r["entries"]
-    print("\nrun b reads:", [(s, c, len(d)) for s, c, d in segs])
+    reads = k8s_reads(segs)
+    print("\nrun b reads:", [(s, len(d)) for s, d in reads])
     print("run b:", *[{**show(e), "MESSAGE": (lambda m: m if len(m) < 80 else f"<{len(m)} bytes>")(
         field_bytes(e, "MESSAGE"))} for e in by_seqnum(entries)], sep="\n  ")
     assert_fixed_fields(entries, r["cid"], name="jB", tag="tagB", labels={"A": "1", "B_2": "x"})
-    want = [(m, p, "true" if partial else None) for m, p, partial in replay_conmon(segs)]
+    want = [(m, p, "true" if partial else None) for m, p, partial in replay_conmon(reads)]
     assert summary(entries) == want
     # Both streams reach the journal complete, prefixes stripped.
     got = summary(entries)
     assert b"".join(m for m, p, _ in got if m.startswith(b"x")) == b"x" * 20000
     assert (b"err via prefix\n", 3, None) in got
     assert (b"final no newline", 3, "true") in got
-    if (("stdout", False, b"<3>frag")) in segs:  # read on its own (the sleep): buffered
+    if ("stdout", b"<3>frag") in reads:  # read on its own (the sleep): buffered
         assert (b"<3>fragment\n", 6, None) in got
 
 
@@ -164,7 +186,7 @@ def test_no_partial_flag_and_identifier_falls_back_to_short_id(journald_runs):
     assert all("CONTAINER_PARTIAL_MESSAGE" not in e for e in entries), [show(e) for e in entries]
     ys = [field_bytes(e, "MESSAGE") for e in entries if e["PRIORITY"] == "6"]
     assert b"".join(ys) == b"y" * 20000
-    # Never more than the buffer plus one read; at least 2 entries.
+    # Never more than the buffer plus one 8192-byte read; at least 2 entries.
     assert len(ys) >= 2 and all(len(m) <= 2 * PARTIAL_MAX - 1 for m in ys), [len(m) for m in ys]
     assert [field_bytes(e, "MESSAGE") for e in entries if e["PRIORITY"] == "3"] == [b"tail"]
 

@@ -473,6 +473,60 @@ START_TEST(test_20000_byte_line_short_first_read_then_newline)
 }
 END_TEST
 
+/* The relay may read more than conmon's 8192 bytes at once: the sink splits
+ * the chunk as conmon's consecutive reads would have. */
+START_TEST(test_20000_byte_line_in_one_chunk_split_as_8192_reads)
+{
+        g_autofree char *all = run_of('x', 20000);
+        OUT(all);
+        ck_assert_uint_eq(rec.entries->len, 2);
+        flush();
+        ck_assert_uint_eq(rec.entries->len, 3);
+        assert_run_entry(0, 'x', MAXBUF, 6, true);
+        assert_run_entry(1, 'x', MAXBUF, 6, true);
+        assert_run_entry(2, 'x', 20000 - 2 * MAXBUF, 6, true);
+}
+END_TEST
+
+START_TEST(test_big_chunk_lines_across_read_windows_stay_whole)
+{
+        g_autoptr(GString) chunk = g_string_new(NULL);
+        for (int i = 0; i < 3000; i++)
+                g_string_append_printf(chunk, "<%d>line %04d\n", i % 8, i); /* 13 bytes */
+        ck_assert_int_eq(put(CTRMON_STREAM_STDERR, chunk->str, chunk->len), 0);
+        ck_assert_uint_eq(rec.entries->len, 3000);
+        for (int i = 0; i < 3000; i++) {
+                g_autofree char *msg = field(i, 0, NULL);
+                g_autofree char *prio = field(i, 2, NULL);
+                /* A line cut by a window boundary is buffered and completed
+                 * by the next window, so its prefix is text (as conmon). */
+                bool cut = i * 13 / MAXBUF != (i * 13 + 12) / MAXBUF;
+                g_autofree char *want = cut ? g_strdup_printf("MESSAGE=<%d>line %04d\n", i % 8, i)
+                                            : g_strdup_printf("MESSAGE=line %04d\n", i);
+                g_autofree char *want_prio = g_strdup_printf("PRIORITY=%d", cut ? 3 : i % 8);
+                ck_assert_str_eq(msg, want);
+                ck_assert_str_eq(prio, want_prio);
+                ck_assert_uint_eq(entry(i)->len, 5);
+        }
+}
+END_TEST
+
+START_TEST(test_8193_byte_line_in_one_chunk)
+{
+        g_autoptr(GString) chunk = g_string_new(NULL);
+        for (int i = 0; i < MAXBUF - 2; i++)
+                g_string_append_c(chunk, 'A');
+        g_string_append(chunk, "bc\n");
+        OUT(chunk->str); /* read 1: 8192 bytes without '\n', read 2: "\n" */
+        ck_assert_uint_eq(rec.entries->len, 2);
+        gsize len;
+        g_autofree char *msg = field(0, 0, &len);
+        ck_assert_uint_eq(len, 8 + MAXBUF);
+        ck_assert_uint_eq(entry(0)->len, 6);
+        assert_entry(1, PLAIN("\n", 6));
+}
+END_TEST
+
 START_TEST(test_no_partial_flag_omits_only_the_flag)
 {
         const char *const labels[] = { "A=1", NULL };
@@ -673,6 +727,9 @@ static Suite *log_journald_suite(void)
         tcase_add_test(tc, test_fragment_boundary_with_buffered_bytes);
         tcase_add_test(tc, test_20000_byte_line_full_reads);
         tcase_add_test(tc, test_20000_byte_line_short_first_read_then_newline);
+        tcase_add_test(tc, test_20000_byte_line_in_one_chunk_split_as_8192_reads);
+        tcase_add_test(tc, test_big_chunk_lines_across_read_windows_stay_whole);
+        tcase_add_test(tc, test_8193_byte_line_in_one_chunk);
         tcase_add_test(tc, test_no_partial_flag_omits_only_the_flag);
         suite_add_tcase(s, tc);
 
