@@ -22,6 +22,8 @@
 /* Output a client may leave unread before it is disconnected. */
 #define CONTROL_OUTPUT_MAX (16 * 1024 * 1024)
 #define CONTROL_READ_CHUNK 65536
+/* Input read and dropped after "request too large" before hanging up. */
+#define CONTROL_DISCARD_MAX (64 * 1024 * 1024)
 
 typedef struct ControlConn ControlConn;
 
@@ -47,8 +49,8 @@ struct ControlConn {
         GByteArray *out;
         bool subscribed;
         bool closing;          /* close once `out` is written */
-        bool discarding;       /* skipping the rest of an over-long line */
-        GList *calls;          /* ControlCall* not answered yet */
+        size_t discard_left;   /* > 0: answered "too large", now draining */
+        GList *calls;          /* ControlCall* still referenced (answered or not) */
 };
 
 struct ControlCall {
@@ -266,7 +268,9 @@ void control_call_reply(ControlCall *call, json_object *result)
         } else {
                 json_object_put(result);
         }
-        control_call_detach(call);
+        /* The call stays on its connection until its last reference goes:
+         * an answered call may still send notifications (logs follow) or
+         * take the connection over (attach). */
 }
 
 void control_call_error(ControlCall *call, int code, const char *format, ...)
@@ -281,7 +285,20 @@ void control_call_error(ControlCall *call, int code, const char *format, ...)
                 va_end(ap);
                 control_send_error(call->conn, call->id, code, message);
         }
-        control_call_detach(call);
+}
+
+void control_call_notify(ControlCall *call, const char *method, json_object *params)
+{
+        if (!call->conn || call->conn->fd < 0) {
+                json_object_put(params);
+                return;
+        }
+        json_object *msg = json_object_new_object();
+        json_object_object_add(msg, "jsonrpc", json_object_new_string("2.0"));
+        json_object_object_add(msg, "method", json_object_new_string(method));
+        json_object_object_add(msg, "params", params ? params : json_object_new_object());
+        control_conn_send(call->conn, msg);
+        json_object_put(msg);
 }
 
 int control_call_take_connection(ControlCall *call, GByteArray **ret_pending, GError **error)
@@ -367,6 +384,14 @@ static gboolean control_conn_readable_cb(int fd, GIOCondition condition, gpointe
         ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return G_SOURCE_CONTINUE;
+        if (n > 0 && c->discard_left > 0) {
+                /* Closing with unread input would reset the connection and
+                 * could destroy the answer before the client reads it. */
+                c->discard_left = (size_t) n < c->discard_left ? c->discard_left - (size_t) n : 0;
+                if (c->discard_left > 0)
+                        return G_SOURCE_CONTINUE;
+                n = 0;
+        }
         if (n <= 0) {
                 /* Hang-up: a half-written request is dropped. Deferred
                  * calls stay answerable to nobody. */
@@ -375,36 +400,43 @@ static gboolean control_conn_readable_cb(int fd, GIOCondition condition, gpointe
                 return G_SOURCE_REMOVE;
         }
 
-        size_t start = 0;
-        for (size_t i = 0; i < (size_t) n; i++) {
-                if (buf[i] != '\n')
-                        continue;
+        /* Lines are cut out of c->in one at a time, so that while a method
+         * runs c->in holds exactly the bytes after its request line: what
+         * control_call_take_connection() hands over. */
+        size_t scan_from = c->in->len;
+        g_byte_array_append(c->in, buf, (guint) n);
+        for (;;) {
+                guint8 *nl = memchr(c->in->data + scan_from, '\n', c->in->len - scan_from);
+                if (!nl)
+                        break;
+                size_t line_len = (size_t) (nl - c->in->data);
                 if (c->discarding) {
                         c->discarding = false;
+                        g_byte_array_remove_range(c->in, 0, (guint) (line_len + 1));
                 } else {
-                        g_byte_array_append(c->in, buf + start, (guint) (i - start));
-                        control_conn_handle_line(c, (const char *) c->in->data, c->in->len);
+                        g_autofree char *line = g_strndup((const char *) c->in->data, line_len);
+                        g_byte_array_remove_range(c->in, 0, (guint) (line_len + 1));
+                        control_conn_handle_line(c, line, line_len);
                         if (!c->api)
                                 return G_SOURCE_REMOVE; /* closed or taken over meanwhile */
-                        g_byte_array_set_size(c->in, 0);
                 }
-                start = i + 1;
+                scan_from = 0;
         }
-        if (!c->discarding)
-                g_byte_array_append(c->in, buf + start, (guint) ((size_t) n - start));
+        if (c->discarding)
+                g_byte_array_set_size(c->in, 0);
         if (c->in->len > CTRMON_CONTROL_MAX_REQUEST) {
                 g_autofree char *text = g_strdup_printf("Request too large: over %d bytes",
                                                         CTRMON_CONTROL_MAX_REQUEST);
                 control_send_error(c, NULL, CTRMON_CONTROL_ERROR_TOO_LARGE, text);
                 g_byte_array_set_size(c->in, 0);
-                /* Answer, then hang up: the rest of the line is not read. */
-                c->closing = true;
-                if (c->in_id) {
-                        g_source_remove(c->in_id);
-                        c->in_id = 0;
-                }
+                /* Answer, then end the conversation: the client sees EOF
+                 * after the error. What it still sends is read and thrown
+                 * away (up to a bound) so the answer survives. */
                 control_conn_flush(c);
-                return G_SOURCE_REMOVE;
+                if (c->api) {
+                        shutdown(c->fd, SHUT_WR);
+                        c->discard_left = CONTROL_DISCARD_MAX;
+                }
         }
         return G_SOURCE_CONTINUE;
 }

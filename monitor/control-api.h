@@ -60,6 +60,11 @@ void control_call_reply(ControlCall *call, json_object *result);  /* takes resul
 void control_call_error(ControlCall *call, int code, const char *format, ...) G_GNUC_PRINTF(3, 4);
 ControlCall *control_call_ref(ControlCall *call);
 void control_call_unref(ControlCall *call);
+/* Send the notification {"jsonrpc":"2.0","method":method,"params":params}
+ * on the call's connection, also after the call was answered (streams such
+ * as "logs" with follow). Takes `params` (NULL: {}). Dropped if the client
+ * has gone away. */
+void control_call_notify(ControlCall *call, const char *method, json_object *params);
 /* False once the client has gone away: a deferred answer is then dropped. */
 bool control_call_connected(const ControlCall *call);
 /* Make this call's connection receive event notifications. */

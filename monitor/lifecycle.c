@@ -510,8 +510,10 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
         bool runtime_ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
         if (!runtime_ok && !o->exec) {
                 g_autofree char *message = lifecycle_read_runtime_error(ctx);
+                /* The sync pipe gets the text verbatim; our own log one line. */
+                g_autofree char *line = message ? g_strstrip(g_strdup(message)) : NULL;
                 log_error("Runtime failed with status %d: %s", reaper_exit_code(wstatus),
-                          message ? message : "(no output)");
+                          line && *line ? line : "(no output)");
                 sync_pipe_send(&ctx->sync, -1, message, NULL);
                 return -1;
         }

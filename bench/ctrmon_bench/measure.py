@@ -266,7 +266,9 @@ def log_run(ws, binary, mode, nbytes, attach=False):
         if client:
             out, _ = client.communicate(timeout=RUN_TIMEOUT)
             if client.returncode != 0:
-                raise BenchError(f"attach check: {out.strip()}")
+                raise BenchError(f"attach check: {out.strip()} (this run: "
+                                 f"{res['mb_s']:.0f} MB/s, log "
+                                 f"{log_check})")
             res["attach_check"] = out.strip()
         return res
     finally:

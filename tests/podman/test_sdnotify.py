@@ -18,6 +18,7 @@ bind-mounted into the container.
 
 import os
 import socket
+import stat
 import struct
 import subprocess
 import time
@@ -51,6 +52,22 @@ int main(int argc, char **argv)
 """
 
 SCM_CREDENTIALS = 2
+
+
+def _is_conmon_216():
+    try:
+        p = subprocess.run([os.environ.get("CTRMON_BIN", "/nonexistent"),
+                            "--version"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=10)
+    except OSError:
+        return False
+    return p.stdout.startswith(b"conmon version 2.1.6\n")
+
+
+# Debian's conmon 2.1.6 relays only READY=1 and WATCHDOG=1 (spec §8.5).
+conmon_216_relays_less = pytest.mark.xfail(
+    _is_conmon_216(), reason="conmon 2.1.6 relays only READY=1 and WATCHDOG=1",
+    strict=False)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +161,7 @@ def test_sdnotify_container_ready_reaches_host_socket_from_the_monitor(
         info = pw.verify_monitor(name)
         g.open()
         host_notify.wait_for(lambda got: any(d == b"READY=1" for _, d in got),
-                             30, "READY=1 on the host socket")
+                             10, "READY=1 on the host socket")
         rc, out, err = finish(p)
     finally:
         if p.poll() is None:
@@ -157,13 +174,15 @@ def test_sdnotify_container_ready_reaches_host_socket_from_the_monitor(
     # Only READY=1 was sent, so only READY=1 may come from the monitor.
     from_monitor = [d for pid, d in host_notify.got if pid == info.conmon_pid]
     assert from_monitor == [b"READY=1"], host_notify.got
-    # The monitor's relay socket lives in the bundle's notify dir.
+    # The monitor's relay socket lives in the bundle's notify dir (podman's
+    # bundle path is longer than sun_path: the monitor must cope).
     bundle = pw.inspect(name, "{{.StaticDir}}")
-    assert os.path.exists(os.path.join(bundle, "notify", "notify.sock")) or \
-        os.path.exists(os.path.join(
-            os.path.dirname(bundle), "userdata", "notify", "notify.sock"))
+    sock = os.path.join(bundle, "notify", "notify.sock")
+    assert len(sock) >= 108
+    assert stat.S_ISSOCK(os.stat(sock).st_mode)
 
 
+@conmon_216_relays_less
 def test_sdnotify_container_relays_status_and_drops_mainpid(
         pw, host_notify, notifier):
     name, g, p = run_notifying(pw, host_notify, notifier, "container",
@@ -173,7 +192,7 @@ def test_sdnotify_container_relays_status_and_drops_mainpid(
         g.open()
         host_notify.wait_for(
             lambda got: any(pid == info.conmon_pid for pid, _ in got),
-            30, "a datagram from the monitor")
+            10, "a datagram from the monitor")
         rc, out, err = finish(p)
     finally:
         if p.poll() is None:
