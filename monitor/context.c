@@ -26,6 +26,8 @@ CtrmonContext *context_new(const CtrmonOptions *opts)
         ctx->sinks = g_ptr_array_new_with_free_func((GDestroyNotify) log_sink_free);
         ctx->pty_master = -1;
         ctx->early_exits = g_hash_table_new(g_direct_hash, g_direct_equal);
+        ctx->child_watches = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+        ctx->unclaimed_exits = g_hash_table_new(g_direct_hash, g_direct_equal);
         ctx->start_monotonic_usec = g_get_monotonic_time();
         return ctx;
 }
@@ -70,6 +72,60 @@ int context_open_sinks(CtrmonContext *ctx, GError **error)
         return 0;
 }
 
+typedef struct {
+        ContextChildFn fn;
+        void *user_data;
+} ContextChildWatch;
+
+void context_watch_child(CtrmonContext *ctx, pid_t pid, ContextChildFn fn, void *user_data)
+{
+        ContextChildWatch *w = g_new0(ContextChildWatch, 1);
+        w->fn = fn;
+        w->user_data = user_data;
+        g_hash_table_replace(ctx->child_watches, GINT_TO_POINTER(pid), w);
+}
+
+void context_unwatch_child(CtrmonContext *ctx, pid_t pid)
+{
+        g_hash_table_remove(ctx->child_watches, GINT_TO_POINTER(pid));
+}
+
+bool context_child_exited(CtrmonContext *ctx, pid_t pid, int wstatus)
+{
+        ContextChildWatch *w = g_hash_table_lookup(ctx->child_watches, GINT_TO_POINTER(pid));
+        if (w) {
+                ContextChildWatch copy = *w;
+                /* Removed first: the callback may free its owner. */
+                g_hash_table_remove(ctx->child_watches, GINT_TO_POINTER(pid));
+                copy.fn(pid, wstatus, copy.user_data);
+                return true;
+        }
+        if (ctx->child_claims_pending > 0) {
+                g_hash_table_insert(ctx->unclaimed_exits, GINT_TO_POINTER(pid), GINT_TO_POINTER(wstatus));
+                return false; /* the lifecycle may still know it */
+        }
+        return false;
+}
+
+bool context_take_unclaimed_exit(CtrmonContext *ctx, pid_t pid, int *ret_wstatus)
+{
+        gpointer status;
+        if (!g_hash_table_lookup_extended(ctx->unclaimed_exits, GINT_TO_POINTER(pid), NULL, &status))
+                return false;
+        g_hash_table_remove(ctx->unclaimed_exits, GINT_TO_POINTER(pid));
+        *ret_wstatus = GPOINTER_TO_INT(status);
+        return true;
+}
+
+void context_claim_pending(CtrmonContext *ctx, int delta)
+{
+        g_return_if_fail(delta > 0 || ctx->child_claims_pending > 0);
+        ctx->child_claims_pending = (unsigned) ((int) ctx->child_claims_pending + delta);
+        /* Nobody can claim what is left: forget it (pids are reused). */
+        if (ctx->child_claims_pending == 0)
+                g_hash_table_remove_all(ctx->unclaimed_exits);
+}
+
 void context_reopen_logs(CtrmonContext *ctx)
 {
         for (guint i = 0; i < ctx->sinks->len; i++) {
@@ -111,6 +167,14 @@ void context_free(CtrmonContext *ctx)
         g_ptr_array_unref(ctx->sinks);
         g_array_unref(ctx->inherited_fds);
         g_hash_table_unref(ctx->early_exits);
+        g_hash_table_unref(ctx->child_watches);
+        g_hash_table_unref(ctx->unclaimed_exits);
+        if (ctx->control_execs)
+                g_ptr_array_unref(ctx->control_execs);
+        if (ctx->log_followers)
+                g_ptr_array_unref(ctx->log_followers);
+        if (ctx->attach_clients)
+                g_ptr_array_unref(ctx->attach_clients);
         g_free(ctx->saved_oom_score_adj);
         g_free(ctx->monitor_scope);
         g_free(ctx->container_scope);

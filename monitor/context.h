@@ -26,6 +26,9 @@ typedef enum {
         CTRMON_PHASE_EXITED,    /* reaped; reporting                            */
 } CtrmonPhase;
 
+/* Called for a child reaped on behalf of someone other than the lifecycle. */
+typedef void (*ContextChildFn)(pid_t pid, int wstatus, void *user_data);
+
 typedef struct {
         const CtrmonOptions *opts;
         GMainLoop *loop;
@@ -67,6 +70,19 @@ typedef struct {
         bool container_exited;
         int container_wstatus;
         GHashTable *early_exits;        /* pid -> wstatus reaped before known */
+        /* Children the control API's "exec" waits for (runtime processes and
+         * the processes they exec'd, which the subreaper inherits):
+         * pid -> ContextChildWatch*. While child_claims_pending > 0 a
+         * runtime has not yet told an exec'd pid (which may die first), so
+         * exits of unknown pids are kept in unclaimed_exits (pid ->
+         * wstatus) until then. */
+        GHashTable *child_watches;
+        GHashTable *unclaimed_exits;
+        unsigned child_claims_pending;
+        /* State of the control API's streaming methods (control-*.c). */
+        GPtrArray *control_execs;       /* ControlExec*: exec calls in flight */
+        GPtrArray *log_followers;       /* LogFollower*: "logs" with follow */
+        GPtrArray *attach_clients;      /* AttachStream*: "attach" connections */
         /* control API */
         ControlApi *api;
         char *api_path;
@@ -93,6 +109,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CtrmonContext, context_free)
 /* Build the log sinks the options ask for (k8s-file takes over the fd the
  * options opened). */
 int context_open_sinks(CtrmonContext *ctx, GError **error);
+
+/* Route the exit of `pid` to `fn` (once) instead of the lifecycle. */
+void context_watch_child(CtrmonContext *ctx, pid_t pid, ContextChildFn fn, void *user_data);
+void context_unwatch_child(CtrmonContext *ctx, pid_t pid);
+/* The reaper's dispatch: true if `pid` was watched (or kept as unclaimed
+ * while a claim is pending) and the lifecycle must ignore it. */
+bool context_child_exited(CtrmonContext *ctx, pid_t pid, int wstatus);
+/* A watcher learnt its pid: was it already reaped? Removes the record. */
+bool context_take_unclaimed_exit(CtrmonContext *ctx, pid_t pid, int *ret_wstatus);
+/* A pid is about to be learnt (+1) / has been learnt or given up (-1). */
+void context_claim_pending(CtrmonContext *ctx, int delta);
 
 /* Ask every sink to reopen its file (ctl "2 0 0", SIGUSR1). */
 void context_reopen_logs(CtrmonContext *ctx);

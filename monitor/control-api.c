@@ -410,20 +410,13 @@ static gboolean control_conn_readable_cb(int fd, GIOCondition condition, gpointe
                 if (!nl)
                         break;
                 size_t line_len = (size_t) (nl - c->in->data);
-                if (c->discarding) {
-                        c->discarding = false;
-                        g_byte_array_remove_range(c->in, 0, (guint) (line_len + 1));
-                } else {
-                        g_autofree char *line = g_strndup((const char *) c->in->data, line_len);
-                        g_byte_array_remove_range(c->in, 0, (guint) (line_len + 1));
-                        control_conn_handle_line(c, line, line_len);
-                        if (!c->api)
-                                return G_SOURCE_REMOVE; /* closed or taken over meanwhile */
-                }
+                g_autofree char *line = g_strndup((const char *) c->in->data, line_len);
+                g_byte_array_remove_range(c->in, 0, (guint) (line_len + 1));
+                control_conn_handle_line(c, line, line_len);
+                if (!c->api)
+                        return G_SOURCE_REMOVE; /* closed or taken over meanwhile */
                 scan_from = 0;
         }
-        if (c->discarding)
-                g_byte_array_set_size(c->in, 0);
         if (c->in->len > CTRMON_CONTROL_MAX_REQUEST) {
                 g_autofree char *text = g_strdup_printf("Request too large: over %d bytes",
                                                         CTRMON_CONTROL_MAX_REQUEST);

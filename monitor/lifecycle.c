@@ -191,6 +191,9 @@ static void lifecycle_child_exited_cb(pid_t pid, int wstatus, void *user_data)
                 lifecycle_container_exited(ctx, wstatus);
                 return;
         }
+        /* A runtime or process of the control API's exec: not an orphan. */
+        if (pid != ctx->runtime_pid && context_child_exited(ctx, pid, wstatus))
+                return;
         if (ctx->container_pid <= 0 && pid != ctx->runtime_pid) {
                 /* The container may die before we know its pid: keep the
                  * status until the pidfile has been read. */

@@ -24,6 +24,12 @@ typedef struct {
         guint source_id;
 } StdioOutput;
 
+typedef struct {
+        guint id;              /* 0: removed during a dispatch, dropped after */
+        StdioListenerFn fn;
+        void *user_data;
+} StdioListener;
+
 struct StdioRelay {
         GPtrArray *sinks;
         AttachServer *attach;
@@ -36,6 +42,10 @@ struct StdioRelay {
         guint stdin_source_id;
         GByteArray *stdin_pending;
         bool stdin_close_requested;
+
+        GArray *listeners;     /* StdioListener; NULL until the first one */
+        guint next_listener_id;
+        bool dispatching;
 
         StdioStats stats;
         char buf[STDIO_READ_MAX];
@@ -134,6 +144,46 @@ void stdio_relay_set_attach(StdioRelay *r, AttachServer *attach)
         r->attach = attach;
 }
 
+guint stdio_relay_add_listener(StdioRelay *r, StdioListenerFn fn, void *user_data)
+{
+        if (!r->listeners)
+                r->listeners = g_array_new(FALSE, FALSE, sizeof(StdioListener));
+        StdioListener l = { .id = ++r->next_listener_id, .fn = fn, .user_data = user_data };
+        g_array_append_val(r->listeners, l);
+        return l.id;
+}
+
+void stdio_relay_remove_listener(StdioRelay *r, guint id)
+{
+        for (guint i = 0; r->listeners && i < r->listeners->len; i++) {
+                StdioListener *l = &g_array_index(r->listeners, StdioListener, i);
+                if (l->id != id)
+                        continue;
+                /* Inside a dispatch the array is being walked: mark only. */
+                if (r->dispatching)
+                        l->id = 0;
+                else
+                        g_array_remove_index(r->listeners, i);
+                return;
+        }
+}
+
+static void stdio_relay_notify_listeners(StdioRelay *r, CtrmonStream stream, const char *buf, size_t len)
+{
+        r->dispatching = true;
+        /* By index: a listener may add others (they see the next chunk). */
+        guint n = r->listeners->len;
+        for (guint i = 0; i < n; i++) {
+                StdioListener l = g_array_index(r->listeners, StdioListener, i);
+                if (l.id)
+                        l.fn(stream, buf, len, l.user_data);
+        }
+        r->dispatching = false;
+        for (guint i = r->listeners->len; i > 0; i--)
+                if (g_array_index(r->listeners, StdioListener, i - 1).id == 0)
+                        g_array_remove_index(r->listeners, i - 1);
+}
+
 static void stdio_relay_dispatch(StdioRelay *r, CtrmonStream stream, const char *buf, size_t len)
 {
         struct timespec now;
@@ -155,6 +205,8 @@ static void stdio_relay_dispatch(StdioRelay *r, CtrmonStream stream, const char 
          * log has not. */
         if (r->attach)
                 attach_server_broadcast(r->attach, stream, buf, len);
+        if (r->listeners && r->listeners->len > 0)
+                stdio_relay_notify_listeners(r, stream, buf, len);
 }
 
 static void stdio_output_close(StdioRelay *r, StdioOutput *o)
@@ -328,5 +380,7 @@ void stdio_relay_free(StdioRelay *r)
         }
         stdio_input_close_now(r);
         g_byte_array_unref(r->stdin_pending);
+        if (r->listeners)
+                g_array_unref(r->listeners);
         g_free(r);
 }

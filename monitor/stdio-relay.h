@@ -43,6 +43,14 @@ typedef struct {
 StdioRelay *stdio_relay_new(GPtrArray *sinks, void (*eof_cb)(void *user_data), void *user_data);
 void stdio_relay_set_attach(StdioRelay *relay, AttachServer *attach);
 
+/* Output listeners (the control API's attach): `fn` gets every chunk after
+ * the sinks and attach clients, in read order. It must not block. A
+ * listener may remove itself or any other from inside the call. With no
+ * listener the relay does no extra work. Returns an id > 0. */
+typedef void (*StdioListenerFn)(CtrmonStream stream, const char *buf, size_t len, void *user_data);
+guint stdio_relay_add_listener(StdioRelay *relay, StdioListenerFn fn, void *user_data);
+void stdio_relay_remove_listener(StdioRelay *relay, guint id);
+
 /* Relay `fd` (owned from now on) as `stream`, from the default main context. */
 void stdio_relay_add_output(StdioRelay *relay, int fd, CtrmonStream stream);
 /* Container stdin (owned from now on; non-blocking). */
