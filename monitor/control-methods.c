@@ -434,6 +434,10 @@ static const ControlMethod control_methods[] = {
         { CTRMON_METHOD_REOPEN_LOG, control_method_reopen_log },
         { CTRMON_METHOD_STATS, control_method_stats },
         { CTRMON_METHOD_SUBSCRIBE, control_method_subscribe },
+        { CTRMON_METHOD_PROCESSES, control_method_processes },
+        { CTRMON_METHOD_LOGS, control_method_logs },
+        { CTRMON_METHOD_EXEC, control_method_exec },
+        { CTRMON_METHOD_ATTACH, control_method_attach },
         { NULL, NULL },
 };
 
@@ -504,11 +508,17 @@ void control_container_exited(CtrmonContext *ctx, int status)
         if (ctx->waiters)
                 g_ptr_array_set_size(ctx->waiters, 0);
         control_emit(ctx, CTRMON_EVENT_EXITED, control_exit_fields(ctx));
+        control_exec_container_exited(ctx);
+        control_logs_container_exited(ctx, status);
+        control_attach_container_exited(ctx, status);
         control_api_flush(ctx->api, 500);
 }
 
 void control_teardown(CtrmonContext *ctx)
 {
+        control_exec_teardown(ctx);
+        control_logs_teardown(ctx);
+        control_attach_teardown(ctx);
         for (guint i = 0; ctx->waiters && i < ctx->waiters->len; i++)
                 control_call_unref(g_ptr_array_index(ctx->waiters, i));
         if (ctx->waiters)

@@ -30,3 +30,13 @@ void control_method_processes(ControlCall *call, json_object *params, void *user
 void control_method_exec(ControlCall *call, json_object *params, void *user_data);
 void control_method_attach(ControlCall *call, json_object *params, void *user_data);
 void control_method_logs(ControlCall *call, json_object *params, void *user_data);
+
+/* Their state at the container's exit (after the logs are drained and
+ * synced: followers get the last lines and "log-end", attach clients the
+ * exit frame, exec calls still running an error) and at teardown. */
+void control_exec_container_exited(CtrmonContext *ctx);
+void control_logs_container_exited(CtrmonContext *ctx, int status);
+void control_attach_container_exited(CtrmonContext *ctx, int status);
+void control_exec_teardown(CtrmonContext *ctx);
+void control_logs_teardown(CtrmonContext *ctx);
+void control_attach_teardown(CtrmonContext *ctx);

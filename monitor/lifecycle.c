@@ -181,6 +181,10 @@ static void lifecycle_child_exited_cb(pid_t pid, int wstatus, void *user_data)
 {
         CtrmonContext *ctx = user_data;
 
+        /* A runtime or process of the control API's exec, first: once the
+         * monitor's own runtime is gone its pid may be reused by them. */
+        if (context_child_exited(ctx, pid, wstatus))
+                return;
         if (pid == ctx->runtime_pid) {
                 ctx->runtime_exited = true;
                 ctx->runtime_wstatus = wstatus;
@@ -191,9 +195,6 @@ static void lifecycle_child_exited_cb(pid_t pid, int wstatus, void *user_data)
                 lifecycle_container_exited(ctx, wstatus);
                 return;
         }
-        /* A runtime or process of the control API's exec: not an orphan. */
-        if (pid != ctx->runtime_pid && context_child_exited(ctx, pid, wstatus))
-                return;
         if (ctx->container_pid <= 0 && pid != ctx->runtime_pid) {
                 /* The container may die before we know its pid: keep the
                  * status until the pidfile has been read. */

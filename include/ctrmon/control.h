@@ -58,3 +58,40 @@
 #define CTRMON_CONTROL_ERROR_NOT_RUNNING -32003      /* container not running */
 #define CTRMON_CONTROL_ERROR_FAILED -32004           /* the operation failed; message says why */
 #define CTRMON_CONTROL_ERROR_UNSUPPORTED -32005      /* not in this mode (e.g. resize without -t) */
+
+/* "attach": after the answer {"framing":"ctrmon-attach-v1"} the connection
+ * stops being JSON and carries frames both ways until it closes:
+ *
+ *      +--------+----------------------+-----------------+
+ *      | type 1 | length 4 (big-endian) | payload: length |
+ *      +--------+----------------------+-----------------+
+ *
+ * client -> monitor: STDIN (bytes for the container's stdin; ignored
+ * without -i/-t), RESIZE (payload: rows, cols as two big-endian uint16;
+ * ignored without -t), CLOSE_STDIN (empty payload).
+ * monitor -> client: STDOUT, STDERR (container output as read, from the
+ * moment of attaching), EXIT (payload: the exit status as a big-endian
+ * int32, -1 after a timeout), after which the monitor closes.
+ * Params: {"detach_keys": "ctrl-p,ctrl-q"} (the default; "" disables):
+ * when the client's STDIN bytes contain the sequence, the monitor stops
+ * forwarding, sends nothing more and closes; the container runs on. A
+ * client that leaves more than CTRMON_ATTACH_QUEUE_MAX bytes unread is
+ * disconnected. Unknown frame types are ignored; a frame longer than
+ * CTRMON_ATTACH_FRAME_MAX closes the connection. */
+#define CTRMON_ATTACH_FRAMING "ctrmon-attach-v1"
+#define CTRMON_ATTACH_FRAME_STDIN 1
+#define CTRMON_ATTACH_FRAME_STDOUT 2
+#define CTRMON_ATTACH_FRAME_STDERR 3
+#define CTRMON_ATTACH_FRAME_RESIZE 4
+#define CTRMON_ATTACH_FRAME_CLOSE_STDIN 5
+#define CTRMON_ATTACH_FRAME_EXIT 6
+#define CTRMON_ATTACH_HEADER_SIZE 5
+#define CTRMON_ATTACH_FRAME_MAX (1024 * 1024)
+#define CTRMON_ATTACH_QUEUE_MAX (4 * 1024 * 1024)
+
+/* "logs" with follow: after the answer, one notification per new line,
+ * {"jsonrpc":"2.0","method":"log","params":{"time","stream","text",
+ * "partial"}}, and at the container's exit {"method":"log-end",
+ * "params":{"exit_code":N}}. */
+#define CTRMON_NOTIFICATION_LOG "log"
+#define CTRMON_NOTIFICATION_LOG_END "log-end"

@@ -10,6 +10,8 @@ Env: CTRMON_BIN        the monitor binary (default: a build found below)
 import os
 import re
 import shutil
+import subprocess
+import tempfile
 import time
 import uuid
 
@@ -20,8 +22,22 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 PYTHON = "/usr/bin/python3"
 RUNC = "/usr/sbin/runc"
 MAKE_BUNDLE = os.path.join(HERE, "make_bundle.py")
+MAKE_ROOTFS = os.path.join(REPO, "tests", "lib", "make-rootfs.sh")
 SCOPE_PROBE = os.path.join(HERE, "scope_probe.py")
 BUILD_CANDIDATES = (os.path.join(REPO, "build"), "/tmp/build-lead", "/tmp/build-h10")
+
+
+@pytest.fixture(scope="session")
+def rootfs_cache():
+    """A rootfs from make-rootfs.sh, world-readable, for make_bundle.py
+    --rootfs-from (import this fixture into the test module)."""
+    d = tempfile.mkdtemp(prefix="ctrmon-rootfs-", dir="/tmp")
+    try:
+        os.chmod(d, 0o755)
+        subprocess.run(["sh", MAKE_ROOTFS, os.path.join(d, "rootfs")], check=True, timeout=120)
+        yield os.path.join(d, "rootfs")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def build_dir():

@@ -17,7 +17,7 @@ import tempfile
 import pytest
 
 from ctrmon_sd import (MAKE_BUNDLE, PYTHON, RUNC, SCOPE_PROBE, cgroup_lines, monitor_binary, out,
-                       show, unique_id, wait_for)
+                       rootfs_cache, show, unique_id, wait_for)  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,11 @@ def _tmpdir(owner=None):
 
 
 @pytest.fixture(scope="module")
-def root_bundle():
+def root_bundle(rootfs_cache):
     d = _tmpdir()
     try:
-        subprocess.run([PYTHON, MAKE_BUNDLE, os.path.join(d, "bundle")], check=True, timeout=60,
+        subprocess.run([PYTHON, MAKE_BUNDLE, os.path.join(d, "bundle"), "--rootfs-from", rootfs_cache],
+                       check=True, timeout=60,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         yield os.path.join(d, "bundle")
     finally:
@@ -45,12 +46,12 @@ def root_bundle():
 
 
 @pytest.fixture(scope="module")
-def user_bundle(systemd_sandbox, test_user):
+def user_bundle(systemd_sandbox, test_user, rootfs_cache):
     """A rootless bundle owned by the test user (built by the user)."""
     d = _tmpdir(owner=test_user)
     try:
-        p = systemd_sandbox.run([PYTHON, MAKE_BUNDLE, os.path.join(d, "bundle"), "--rootless"],
-                                user=test_user.pw_name, timeout=60)
+        p = systemd_sandbox.run([PYTHON, MAKE_BUNDLE, os.path.join(d, "bundle"), "--rootless",
+                                 "--rootfs-from", rootfs_cache], user=test_user.pw_name, timeout=60)
         assert p.returncode == 0, out(p)
         yield os.path.join(d, "bundle")
     finally:

@@ -15,8 +15,8 @@ import re
 import pytest
 
 from ctrmon_sd import (MAKE_BUNDLE, PYTHON, MadeDirs, cgroup_lines, exec_start_option,
-                       installable_template, monitor_binary, out, show, shipped_template,
-                       unique_id, wait_for)
+                       installable_template, monitor_binary, out, rootfs_cache, show,  # noqa: F401
+                       shipped_template, unique_id, wait_for)
 
 # The instance name is the container id. Short words are what people use
 # (ctrmon@web1); ids longer than 12 characters are what engines use.
@@ -84,24 +84,29 @@ echo "$pid ${{stat##*) }}"
     return int(pid), state
 
 
-def _cgroups(sandbox, pid):
-    p = sandbox.run(["cat", f"/proc/{pid}/cgroup"], timeout=30)
-    assert p.returncode == 0, out(p)
-    return cgroup_lines(p.stdout)
-
-
-def _pstree(sandbox, pid):
-    p = sandbox.run(["pstree", "-A", "-p", "-s", str(pid)], timeout=30)
-    assert p.returncode == 0, out(p)
-    return p.stdout.strip()
-
-
-def _no_notify_env(sandbox, pid):
-    """The container never sees the unit's notify and watchdog variables."""
-    p = sandbox.run(f"tr '\\0' '\\n' < /proc/{pid}/environ", timeout=30)
-    assert p.returncode == 0, out(p)
-    leaked = [v for v in p.stdout.splitlines() if v.startswith(("NOTIFY_SOCKET=", "WATCHDOG_"))]
-    assert leaked == [], leaked
+def _inspect(sandbox, mainpid, pid, cgls):
+    """One look from inside, as root: `pstree -p -s PID`, /proc/{MAINPID,PID}/cgroup,
+    the container's notify/watchdog variables (there must be none) and
+    `systemd-cgls --no-pager CGLS...`. Returns a dict of those."""
+    script = f"""
+echo @pstree; pstree -A -p -s {pid}
+echo @monitor; cat /proc/{mainpid}/cgroup
+echo @container; cat /proc/{pid}/cgroup
+echo @env; tr '\\0' '\\n' < /proc/{pid}/environ | grep -E '^(NOTIFY_SOCKET|WATCHDOG_)'
+echo @cgls; systemd-cgls --no-pager --xattr=no --cgroup-id=no {cgls}
+"""
+    p = sandbox.run(script, timeout=30)
+    sections, name = {}, None
+    for line in p.stdout.splitlines():
+        if line.startswith("@") and line[1:] in ("pstree", "monitor", "container", "env", "cgls"):
+            name = line[1:]
+            sections[name] = []
+        elif name:
+            sections[name].append(line)
+    got = {k: "\n".join(v) for k, v in sections.items()}
+    assert set(got) == {"pstree", "monitor", "container", "env", "cgls"}, out(p)
+    got["monitor"], got["container"] = cgroup_lines(got["monitor"]), cgroup_lines(got["container"])
+    return got
 
 
 def _stop_and_check(sandbox, unit, cid, user=None):
@@ -128,7 +133,7 @@ def test_shipped_templates_use_the_documented_bundle_dirs():
 
 @pytest.mark.parametrize("id_len", ID_LENGTHS)
 def test_user_unit_runs_rootless_container_under_the_user_manager(
-        systemd_sandbox, test_user, user_template, id_len):
+        systemd_sandbox, test_user, user_template, rootfs_cache, id_len):
     sb, user, uid = systemd_sandbox, test_user.pw_name, test_user.pw_uid
     cid = unique_id("web", id_len)
     unit = f"ctrmon@{cid}.service"
@@ -138,7 +143,8 @@ def test_user_unit_runs_rootless_container_under_the_user_manager(
     dirs = MadeDirs()
     dirs.makedirs(bundle, owner=test_user)
     try:
-        p = sb.run([PYTHON, MAKE_BUNDLE, bundle, "--rootless"], user=user, timeout=60)
+        p = sb.run([PYTHON, MAKE_BUNDLE, bundle, "--rootless", "--rootfs-from", rootfs_cache],
+                   user=user, timeout=60)
         assert p.returncode == 0, out(p)
 
         # systemctl start returns once ctrmon said READY=1: the container runs.
@@ -150,19 +156,17 @@ def test_user_unit_runs_rootless_container_under_the_user_manager(
         mainpid = int(props["MainPID"])
         manager = int(show(sb, f"user@{uid}.service", ["MainPID"])["MainPID"])
 
-        tree = _pstree(sb, pid)
-        print(f"\n$ pstree -p -s {pid}\n{tree}")
+        seen = _inspect(sb, mainpid, pid, f"-u user@{uid}.service")
+        print(f"\n$ pstree -p -s {pid}\n{seen['pstree']}")
+        print(f"$ systemd-cgls --no-pager -u user@{uid}.service\n{seen['cgls']}")
         assert re.fullmatch(rf"systemd\(1\)---systemd\({manager}\)---ctrmon\({mainpid}\)"
-                            rf"---sh\({pid}\)(---sleep\(\d+\))?", tree), tree
-        cgls = sb.run(["systemd-cgls", "--no-pager", "-u", f"user@{uid}.service"], timeout=30)
-        print(f"$ systemd-cgls --no-pager -u user@{uid}.service\n{cgls.stdout}")
-
+                            rf"---sh\({pid}\)(---sleep\(\d+\))?", seen["pstree"]), seen["pstree"]
         manager_cg = f"/user.slice/user-{uid}.slice/user@{uid}.service/"
-        for who in (mainpid, pid):
-            cg = _cgroups(sb, who)
+        for who in ("monitor", "container"):
+            cg = seen[who]
             assert cg["name=systemd"].startswith(manager_cg), (who, cg)
             assert cg[""].startswith(manager_cg), (who, cg)
-        _no_notify_env(sb, pid)
+        assert seen["env"] == "", f"the container sees {seen['env']}"
 
         def journal():
             q = sb.run(["journalctl", "--user", "--no-pager", "-o", "json",
@@ -192,7 +196,8 @@ def _system_bundle(template, cid):
 
 
 @pytest.mark.parametrize("id_len", ID_LENGTHS)
-def test_system_unit_runs_container_under_pid1(systemd_sandbox, system_template, id_len):
+def test_system_unit_runs_container_under_pid1(systemd_sandbox, system_template, rootfs_cache,
+                                               id_len):
     sb = systemd_sandbox
     cid = unique_id("sys", id_len)
     unit = f"ctrmon@{cid}.service"
@@ -200,7 +205,7 @@ def test_system_unit_runs_container_under_pid1(systemd_sandbox, system_template,
     dirs = MadeDirs()
     dirs.makedirs(bundle)
     try:
-        p = sb.run([PYTHON, MAKE_BUNDLE, bundle], timeout=60)
+        p = sb.run([PYTHON, MAKE_BUNDLE, bundle, "--rootfs-from", rootfs_cache], timeout=60)
         assert p.returncode == 0, out(p)
 
         pid, state = _start_and_probe(sb, unit, f"/run/ctrmon/{cid}/pidfile")
@@ -211,21 +216,19 @@ def test_system_unit_runs_container_under_pid1(systemd_sandbox, system_template,
         assert props["Slice"] == "machine.slice", props
         mainpid = int(props["MainPID"])
 
-        tree = _pstree(sb, pid)
-        print(f"\n$ pstree -p -s {pid}\n{tree}")
+        seen = _inspect(sb, mainpid, pid, "")
+        print(f"\n$ pstree -p -s {pid}\n{seen['pstree']}")
+        print(f"$ systemd-cgls --no-pager\n{seen['cgls']}")
         assert re.fullmatch(rf"systemd\(1\)---ctrmon\({mainpid}\)---sh\({pid}\)(---sleep\(\d+\))?",
-                            tree), tree
-        cgls = sb.run(["systemd-cgls", "--no-pager"], timeout=30)
-        print(f"$ systemd-cgls --no-pager\n{cgls.stdout}")
-
+                            seen["pstree"]), seen["pstree"]
         # name=systemd (and the v1 controllers systemd manages): below the
         # unit in machine.slice. The unified line: see the test below.
-        for who in (mainpid, pid):
-            cg = _cgroups(sb, who)
+        for who in ("monitor", "container"):
+            cg = seen[who]
             assert cg["name=systemd"].startswith(props["ControlGroup"]), (who, cg)
             assert cg["pids"].startswith("/machine.slice/"), (who, cg)
             assert not [v for v in cg.values() if "user@" in v], (who, cg)
-        _no_notify_env(sb, pid)
+        assert seen["env"] == "", f"the container sees {seen['env']}"
 
         def journal():
             q = sb.run(["journalctl", "--no-pager", "-o", "cat", f"CONTAINER_NAME={cid}"],
@@ -242,7 +245,8 @@ def test_system_unit_runs_container_under_pid1(systemd_sandbox, system_template,
         dirs.cleanup(bundle)
 
 
-def test_system_unit_container_is_in_the_units_unified_cgroup(systemd_sandbox, system_template):
+def test_system_unit_container_is_in_the_units_unified_cgroup(systemd_sandbox, system_template,
+                                                              rootfs_cache):
     """On this hybrid layout systemd tracks units in the unified (0::) hierarchy:
     the container must be below the unit there too, or `systemctl status` and
     systemd-cgls do not show it as the unit's."""
@@ -253,18 +257,19 @@ def test_system_unit_container_is_in_the_units_unified_cgroup(systemd_sandbox, s
     dirs = MadeDirs()
     dirs.makedirs(bundle)
     try:
-        p = sb.run([PYTHON, MAKE_BUNDLE, bundle], timeout=60)
+        p = sb.run([PYTHON, MAKE_BUNDLE, bundle, "--rootfs-from", rootfs_cache], timeout=60)
         assert p.returncode == 0, out(p)
         pid, _ = _start_and_probe(sb, unit, f"/run/ctrmon/{cid}/pidfile")
         control_group = show(sb, unit, ["ControlGroup"])["ControlGroup"]
-        cg = _cgroups(sb, pid)
-        assert cg[""].startswith(control_group), (control_group, cg)
+        p = sb.run(["cat", f"/proc/{pid}/cgroup"], timeout=30)
+        cg = cgroup_lines(p.stdout)
+        assert cg[""].startswith(control_group), (control_group, p.stdout)
     finally:
         _cleanup_unit(sb, unit)
         dirs.cleanup(bundle)
 
 
-def test_watchdog_pings_keep_the_unit_alive(systemd_sandbox, system_template):
+def test_watchdog_pings_keep_the_unit_alive(systemd_sandbox, system_template, rootfs_cache):
     sb = systemd_sandbox
     cid = unique_id("wdg", 16)
     unit = f"ctrmon@{cid}.service"
@@ -273,7 +278,7 @@ def test_watchdog_pings_keep_the_unit_alive(systemd_sandbox, system_template):
     dirs = MadeDirs()
     dirs.makedirs(bundle)
     try:
-        p = sb.run([PYTHON, MAKE_BUNDLE, bundle], timeout=60)
+        p = sb.run([PYTHON, MAKE_BUNDLE, bundle, "--rootfs-from", rootfs_cache], timeout=60)
         assert p.returncode == 0, out(p)
         _install(sb, f"{dropin}/50-watchdog.conf", "[Service]\nWatchdogSec=2\n")
         pid, _ = _start_and_probe(sb, unit, f"/run/ctrmon/{cid}/pidfile")
