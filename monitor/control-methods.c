@@ -495,6 +495,12 @@ void control_container_started(CtrmonContext *ctx)
 void control_container_exited(CtrmonContext *ctx, int status)
 {
         ctx->exit_status = status;
+        /* A container that exited before the start poll saw it run still
+         * ran: a created one cannot exit by itself (the runtime's init waits
+         * for start), it can only be killed. So "exited normally" implies
+         * "started", and subscribers see created, started, exited. */
+        if (!ctx->started_usec && ctx->container_exited && WIFEXITED(ctx->container_wstatus))
+                control_mark_started(ctx);
         ctx->exited_usec = g_get_real_time();
         if (ctx->started_poll_id) {
                 g_source_remove(ctx->started_poll_id);

@@ -68,11 +68,11 @@ int control_proc_parse_uid(const char *status, uid_t *ret_uid)
 int control_proc_parse_stat(const char *stat, char *ret_state, pid_t *ret_ppid)
 {
         /* "pid (comm) state ppid ...": a comm of "a) b (c" is legal. */
-        const char *close = strrchr(stat, ')');
-        if (!close || close[1] != ' ' || !close[2] || close[3] != ' ')
+        const char *rparen = strrchr(stat, ')');
+        if (!rparen || rparen[1] != ' ' || !rparen[2] || rparen[3] != ' ')
                 return -EINVAL;
-        char state = close[2];
-        const char *p = close + 4;
+        char state = rparen[2];
+        const char *p = rparen + 4;
         if ((*p < '0' || *p > '9') && *p != '-')
                 return -EINVAL;
         long ppid = strtol(p, NULL, 10);

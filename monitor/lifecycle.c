@@ -137,9 +137,14 @@ static int lifecycle_become_daemon(CtrmonContext *ctx, GError **error)
 
         /* Passthrough: the runtime needs the caller's stdio; ours is
          * replaced after the runtime has been forked. */
-        if (!o->log.passthrough)
+        /* In a unit, stdout and stderr are the journal: keep them so our own
+         * messages reach `systemctl status`. */
+        if (!o->log.passthrough) {
+                bool keep_output = o->start && service_stderr_is_journal();
                 for (int fd = 0; fd < 3; fd++)
-                        dup2(ctx->dev_null_fd, fd);
+                        if (fd == 0 || !keep_output)
+                                dup2(ctx->dev_null_fd, fd);
+        }
 
         if (setsid() < 0 && errno != EPERM)
                 log_debug("setsid failed: %s", g_strerror(errno));
@@ -147,6 +152,17 @@ static int lifecycle_become_daemon(CtrmonContext *ctx, GError **error)
         if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to become the subreaper of the container");
         return 0;
+}
+
+/* A failure after daemonizing: the caller reads it on the sync pipe, a unit's
+ * manager in its status line. */
+static void lifecycle_report_failure(CtrmonContext *ctx, const char *message)
+{
+        sync_pipe_send(&ctx->sync, -1, message, NULL);
+        if (message) {
+                g_autofree char *line = g_strstrip(g_strdup(message));
+                service_notify(ctx, "STATUS=Failed: %s", line);
+        }
 }
 
 /* ------------------------------------------------------------- callbacks */
@@ -518,7 +534,7 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
                 g_autofree char *line = message ? g_strstrip(g_strdup(message)) : NULL;
                 log_error("Runtime failed with status %d: %s", reaper_exit_code(wstatus),
                           line && *line ? line : "(no output)");
-                sync_pipe_send(&ctx->sync, -1, message, NULL);
+                lifecycle_report_failure(ctx, message);
                 return -1;
         }
 
@@ -529,7 +545,7 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
                         lifecycle_console_ready_cb(master, ctx);
                 if (ctx->pty_master < 0) {
                         log_error("Runtime did not set up terminal");
-                        sync_pipe_send(&ctx->sync, -1, "Runtime did not set up terminal", NULL);
+                        lifecycle_report_failure(ctx, "Runtime did not set up terminal");
                         return -1;
                 }
         }
@@ -541,7 +557,7 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
                  * words explain why better than ours. */
                 g_autofree char *message = lifecycle_read_runtime_error(ctx);
                 log_error("Failed to read pidfile: %s", error->message);
-                sync_pipe_send(&ctx->sync, -1, message ? message : error->message, NULL);
+                lifecycle_report_failure(ctx, message ? message : error->message);
                 return -1;
         }
         ctx->container_pid = pid;
@@ -553,7 +569,7 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
                 if (service_scope(ctx, "-container.scope", "Container", pid, true, &error) < 0) {
                         log_error("%s", error->message);
                         kill(pid, SIGKILL);
-                        sync_pipe_send(&ctx->sync, -1, error->message, NULL);
+                        lifecycle_report_failure(ctx, error->message);
                         return -1;
                 }
         }
@@ -724,21 +740,21 @@ int lifecycle_run(CtrmonOptions *opts)
         /* The daemon (or the --sync process) from here on. */
         if (lifecycle_become_daemon(ctx, &error) < 0) {
                 log_error("%s", error->message);
-                sync_pipe_send(&ctx->sync, -1, error->message, NULL);
+                lifecycle_report_failure(ctx, error->message);
                 return 1;
         }
         lifecycle_record_inherited_fds(ctx);
 
         if (service_setup(ctx, &error) < 0) {
                 log_error("%s", error->message);
-                sync_pipe_send(&ctx->sync, -1, error->message, NULL);
+                lifecycle_report_failure(ctx, error->message);
                 return 1;
         }
 
         if (lifecycle_prepare(ctx, &error) < 0 || lifecycle_spawn_runtime(ctx, &error) < 0) {
                 /* Unlike conmon (EOF only), the caller gets the reason. */
                 log_error("%s", error->message);
-                sync_pipe_send(&ctx->sync, -1, error->message, NULL);
+                lifecycle_report_failure(ctx, error->message);
                 lifecycle_remove_endpoints(ctx);
                 return 1;
         }

@@ -239,8 +239,11 @@ static const LogSinkOps journald_sink_ops = {
 
 int journald_sink_new(const JournaldConfig *config, LogSink **ret_sink, GError **error)
 {
-        if (!config->cid || strlen(config->cid) <= 12)
-                return ctrmon_set_error(error, EINVAL, "Container ID must be longer than 12 characters");
+        /* conmon's "longer than 12 characters" rule is enforced on the
+         * command line (options.c), where ctrmon's unit mode is exempt: a
+         * short ID is then CONTAINER_ID as a whole. */
+        if (!config->cid || !*config->cid)
+                return ctrmon_set_error(error, EINVAL, "journald needs a container ID");
 
         JournaldSink *s = g_new0(JournaldSink, 1);
         g_autofree char *short_id = g_strndup(config->cid, 12);

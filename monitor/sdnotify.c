@@ -7,6 +7,7 @@
 #include "ctrmon/error.h"
 #include "ctrmon/fd-util.h"
 
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <stdbool.h>
 #include <string.h>
@@ -73,16 +74,40 @@ static gboolean sdnotify_readable_cb(int fd, GIOCondition condition, gpointer us
         return G_SOURCE_CONTINUE;
 }
 
-static int sdnotify_fill_addr(const char *path, struct sockaddr_un *addr, socklen_t *ret_len, GError **error)
+/* Fill `addr` for `path`: as is when it fits in sun_path ("@name" is the
+ * abstract namespace, as systemd writes it), else through an O_PATH fd of its
+ * directory ("/proc/self/fd/N/name"), returned in *ret_dirfd and to be kept
+ * open until bind() or connect() is done. podman's bundle paths are longer
+ * than sun_path. */
+static int sdnotify_fill_addr(const char *path, struct sockaddr_un *addr, socklen_t *ret_len, int *ret_dirfd,
+                              GError **error)
 {
         size_t len = strlen(path);
-        if (len == 0 || len >= sizeof addr->sun_path)
-                return ctrmon_set_error(error, ENAMETOOLONG, "Invalid notify socket path %s", path);
+        *ret_dirfd = -1;
+        if (len == 0)
+                return ctrmon_set_error(error, EINVAL, "Empty notify socket path");
         memset(addr, 0, sizeof *addr);
         addr->sun_family = AF_UNIX;
+        if (len >= sizeof addr->sun_path) {
+                if (path[0] != '/')
+                        return ctrmon_set_error(error, ENAMETOOLONG, "Notify socket path %s is too long", path);
+                g_autofree char *dir = g_path_get_dirname(path);
+                g_autofree char *name = g_path_get_basename(path);
+                int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0)
+                        return ctrmon_set_error_errno(error, errno, "Failed to open %s", dir);
+                int n = g_snprintf(addr->sun_path, sizeof addr->sun_path, "/proc/self/fd/%d/%s", dfd, name);
+                if (n < 0 || (size_t) n >= sizeof addr->sun_path) {
+                        close(dfd);
+                        return ctrmon_set_error(error, ENAMETOOLONG, "Notify socket name %s is too long", name);
+                }
+                *ret_dirfd = dfd;
+                *ret_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + (size_t) n + 1);
+                return 0;
+        }
         memcpy(addr->sun_path, path, len);
         if (path[0] == '@')
-                addr->sun_path[0] = '\0'; /* abstract namespace, as systemd */
+                addr->sun_path[0] = '\0';
         *ret_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '@' ? 0 : 1));
         return 0;
 }
@@ -92,7 +117,8 @@ int sdnotify_relay_new(const char *bundle, const char *host_socket, SdNotifyRela
         g_autofree char *path = g_build_filename(bundle, "notify", "notify.sock", NULL);
         struct sockaddr_un addr;
         socklen_t addr_len;
-        int r = sdnotify_fill_addr(path, &addr, &addr_len, error);
+        _cleanup_close_ int dirfd = -1;
+        int r = sdnotify_fill_addr(path, &addr, &addr_len, &dirfd, error);
         if (r < 0)
                 return r;
 
@@ -111,7 +137,8 @@ int sdnotify_relay_new(const char *bundle, const char *host_socket, SdNotifyRela
 
         struct sockaddr_un host;
         socklen_t host_len;
-        r = sdnotify_fill_addr(host_socket, &host, &host_len, error);
+        _cleanup_close_ int host_dirfd = -1;
+        r = sdnotify_fill_addr(host_socket, &host, &host_len, &host_dirfd, error);
         if (r < 0) {
                 unlink(path);
                 return r;
@@ -171,7 +198,8 @@ int sdnotify_client_from_env(SdNotifyClient **ret_client, GError **error)
 
         struct sockaddr_un addr;
         socklen_t addr_len;
-        int r = sdnotify_fill_addr(socket_path, &addr, &addr_len, error);
+        _cleanup_close_ int dirfd = -1;
+        int r = sdnotify_fill_addr(socket_path, &addr, &addr_len, &dirfd, error);
         if (r < 0)
                 return r;
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -11,6 +11,9 @@
 #include "ctrmon/error.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -47,8 +50,8 @@ int service_scope(CtrmonContext *ctx, const char *suffix, const char *what, pid_
         CtrmonBusKind kind = o->systemd_bus ? (g_str_equal(o->systemd_bus, "user") ? CTRMON_BUS_USER : CTRMON_BUS_SYSTEM)
                                             : bus_default_kind(geteuid());
         g_autofree char *unit = bus_unit_name("ctrmon-", o->cid, suffix);
-        g_autofree char *description = g_strdup_printf("%s of container %s%s%s%s", what, o->cid,
-                                                       o->name ? " (" : "", o->name ? o->name : "", o->name ? ")" : "");
+        g_autofree char *description = g_strdup_printf("%s %s%s%s%s", what, o->cid, o->name ? " (" : "",
+                                                       o->name ? o->name : "", o->name ? ")" : "");
         BusScope scope = {
                 .kind = kind,
                 .unit = unit,
@@ -85,7 +88,7 @@ int service_setup(CtrmonContext *ctx, GError **error)
          * the runtime's environment. */
         if (o->start && sdnotify_client_from_env(&ctx->notify, &local) < 0)
                 log_warning("%s, ignoring", local->message);
-        if (o->systemd_scope && service_scope(ctx, ".scope", "Monitor", getpid(), false, error) < 0)
+        if (o->systemd_scope && service_scope(ctx, ".scope", "ctrmon monitor of container", getpid(), false, error) < 0)
                 return -EIO;
         service_notify(ctx, "STATUS=Creating container %s", o->cid);
         return 0;
@@ -96,6 +99,8 @@ int service_setup(CtrmonContext *ctx, GError **error)
 void service_start_container(CtrmonContext *ctx)
 {
         const CtrmonOptions *o = ctx->opts;
+        if (ctx->notify && !o->systemd_scope)
+                service_keep_container_in_unit(ctx);
         RuntimeCall call = {
                 .action = RUNTIME_ACTION_START,
                 .runtime_path = o->runtime_path,
@@ -149,4 +154,71 @@ void service_start_container(CtrmonContext *ctx)
         guint64 watchdog_usec = sdnotify_client_watchdog_usec(ctx->notify);
         if (watchdog_usec > 0)
                 ctx->watchdog_id = g_timeout_add((guint) MAX(watchdog_usec / 2000, 1), service_watchdog_cb, ctx);
+}
+
+bool service_stderr_is_journal(void)
+{
+        const char *stream = g_getenv("JOURNAL_STREAM");
+        struct stat st;
+        if (!stream || fstat(2, &st) < 0)
+                return false;
+        g_autofree char *mine = g_strdup_printf("%lu:%lu", (unsigned long) st.st_dev, (unsigned long) st.st_ino);
+        return g_str_equal(stream, mine);
+}
+
+/* The mount of the unified hierarchy: /sys/fs/cgroup on a pure v2 host,
+ * /sys/fs/cgroup/unified in the hybrid layout, NULL without one. */
+static const char *service_unified_root(void)
+{
+        struct statfs sfs;
+        if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
+                return "/sys/fs/cgroup";
+        if (statfs("/sys/fs/cgroup/unified", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
+                return "/sys/fs/cgroup/unified";
+        return NULL;
+}
+
+static char *service_unified_path(pid_t pid)
+{
+        g_autofree char *path = g_strdup_printf("/proc/%d/cgroup", (int) pid);
+        g_autofree char *content = NULL;
+        if (!g_file_get_contents(path, &content, NULL, NULL))
+                return NULL;
+        g_auto(GStrv) lines = g_strsplit(content, "\n", -1);
+        for (char **l = lines; *l; l++)
+                if (g_str_has_prefix(*l, "0::"))
+                        return g_strdup(*l + 3);
+        return NULL;
+}
+
+void service_keep_container_in_unit(CtrmonContext *ctx)
+{
+        const char *root = service_unified_root();
+        g_autofree char *own = service_unified_path(getpid());
+        g_autofree char *theirs = service_unified_path(ctx->container_pid);
+        if (!root || !own || !theirs)
+                return;
+        size_t n = strlen(own);
+        if (strncmp(theirs, own, n) == 0 && (theirs[n] == '/' || theirs[n] == '\0' || g_str_equal(own, "/")))
+                return; /* already inside: rootless runc, or a runtime that nests */
+
+        /* runc 1.1 in the hybrid layout puts the unified cgroup at /<id>,
+         * outside the unit: systemd would neither see nor stop it. */
+        g_autofree char *escaped = g_uri_escape_string(ctx->opts->cid, NULL, FALSE);
+        g_autofree char *dir = g_build_filename(root, own, escaped, NULL);
+        g_autofree char *procs = g_build_filename(dir, "cgroup.procs", NULL);
+        g_autofree char *pid = g_strdup_printf("%d", (int) ctx->container_pid);
+        int fd = -1;
+        if ((mkdir(dir, 0755) < 0 && errno != EEXIST) || (fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0 ||
+            write(fd, pid, strlen(pid)) < 0) {
+                int e = errno;
+                if (fd >= 0)
+                        close(fd);
+                log_warning("Could not move container %s into the unit's cgroup %s: %s; systemd will not count it "
+                            "as part of the unit",
+                            ctx->opts->cid, dir, g_strerror(e));
+                return;
+        }
+        close(fd);
+        log_info("Moved container %s from cgroup %s into the unit's %s", ctx->opts->cid, theirs, dir);
 }

@@ -19,3 +19,11 @@ void service_start_container(CtrmonContext *ctx);
 
 /* Send a message to the service manager in unit mode; nothing otherwise. */
 void service_notify(CtrmonContext *ctx, const char *format, ...) G_GNUC_PRINTF(2, 3);
+
+/* True when fd 2 is the journal stream systemd gave a unit ($JOURNAL_STREAM). */
+bool service_stderr_is_journal(void);
+
+/* Unit mode: if the runtime put the container's unified (v2) cgroup outside
+ * the unit's, move it to <unit cgroup>/<cid>, so systemd counts it as part of
+ * the unit (stop, kill, systemd-cgls). Best effort: warns on failure. */
+void service_keep_container_in_unit(CtrmonContext *ctx);

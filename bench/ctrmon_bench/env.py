@@ -117,9 +117,11 @@ class Inotify:
         if wd < 0:
             raise OSError(ctypes.get_errno(), "inotify_add_watch")
 
-    def wait(self, name, timeout):
+    def wait(self, name, timeout, pidfd=None, on_pid_exit=None):
         """Block until `name` is finished; return time.time_ns() taken
-        right after the wake-up that delivered its event."""
+        right after the wake-up that delivered its event. If pidfd is
+        given, on_pid_exit(time.time_ns()) is called when it turns
+        readable (the process has exited) while waiting."""
         import time
         want = os.fsencode(name)
         deadline = time.monotonic() + timeout
@@ -127,8 +129,12 @@ class Inotify:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no inotify event for {name}")
-            r, _, _ = select.select([self.fd], [], [], left)
-            if not r:
+            fds = [self.fd] + ([pidfd] if pidfd is not None else [])
+            r, _, _ = select.select(fds, [], [], left)
+            if pidfd is not None and pidfd in r:
+                on_pid_exit(time.time_ns())
+                pidfd = None
+            if self.fd not in r:
                 continue
             t = time.time_ns()
             buf = os.read(self.fd, 65536)

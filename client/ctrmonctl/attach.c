@@ -24,10 +24,7 @@ static int attach_send_size(int fd)
         struct winsize ws;
         if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_row == 0)
                 return 0; /* no size to tell */
-        return ctrmon_frame_write(fd, CTRMON_FRAME_RESIZE,
-                                  (uint8_t[]) { (uint8_t) (ws.ws_row >> 8), (uint8_t) ws.ws_row,
-                                                (uint8_t) (ws.ws_col >> 8), (uint8_t) ws.ws_col },
-                                  4);
+        return ctrmon_frame_write_resize(fd, ws.ws_row, ws.ws_col);
 }
 
 static int attach_write_out(int fd, const uint8_t *p, size_t n)

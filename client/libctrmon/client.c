@@ -245,7 +245,8 @@ int client_call_full(CtrmonClient *c, const char *method, const char *params_jso
                                         method ? method : "(null)");
         r = client_send_all(c, line, len);
         free(line);
-        if (r < 0)
+        bool send_failed = r < 0;
+        if (send_failed && r != -EPIPE && r != -ECONNRESET)
                 return r;
 
         for (;;) {
@@ -253,6 +254,13 @@ int client_call_full(CtrmonClient *c, const char *method, const char *params_jso
                 r = client_read_message(c, exact, &m);
                 if (r < 0)
                         return r;
+                /* A monitor that refuses us answers once and hangs up,
+                 * maybe before our request went out: that answer still
+                 * says why. */
+                if (send_failed && (m.kind != CLIENT_MESSAGE_ERROR || m.has_id)) {
+                        client_message_clear(&m);
+                        continue;
+                }
                 if (m.kind == CLIENT_MESSAGE_NOTIFICATION) {
                         if (c->notify_fn)
                                 c->notify_fn(c, &m, c->notify_userdata);

@@ -3,6 +3,8 @@
 #include "ctrmon/client.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -25,12 +27,6 @@ int ctrmon_frame_decode(const void *buf, size_t len, uint8_t *ret_type, const ui
                         uint32_t *ret_payload_len)
 {
         const uint8_t *p = buf;
-        if (len < 1)
-                return 0;
-        /* Reject an unknown type at once: waiting for its "length" would
-         * stall on garbage. */
-        if (p[0] < CTRMON_FRAME_STDIN || p[0] > CTRMON_FRAME_EXIT)
-                return -EBADMSG;
         if (len < CTRMON_FRAME_HEADER_SIZE)
                 return 0;
         uint32_t n = frame_get_be32(p + 1);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,9 +191,15 @@ int ctrmon_client_processes(CtrmonClient *c, char **ret_json)
 
 /* ------------------------------------------------------------ exec */
 
-static char *methods_dup_bytes(json_object *o, const char *key, size_t *ret_len)
+/* Output as the monitor sent it: "<key>" as text or "<key>_base64". */
+static int methods_dup_bytes(json_object *o, const char *key, char **ret, size_t *ret_len)
 {
         json_object *v;
+        char b64_key[64];
+        snprintf(b64_key, sizeof b64_key, "%s_base64", key);
+        if (json_object_object_get_ex(o, b64_key, &v) && json_object_is_type(v, json_type_string))
+                return client_proto_base64_decode(json_object_get_string(v), (size_t) json_object_get_string_len(v),
+                                                  ret, ret_len);
         const char *s = "";
         size_t n = 0;
         if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)) {
@@ -201,11 +208,12 @@ static char *methods_dup_bytes(json_object *o, const char *key, size_t *ret_len)
         }
         char *b = malloc(n + 1);
         if (!b)
-                return NULL;
+                return -ENOMEM;
         memcpy(b, s, n);
         b[n] = '\0';
+        *ret = b;
         *ret_len = n;
-        return b;
+        return 0;
 }
 
 int ctrmon_client_exec(CtrmonClient *c, const CtrmonExecOptions *opts, CtrmonExecResult *ret)
@@ -217,12 +225,23 @@ int ctrmon_client_exec(CtrmonClient *c, const CtrmonExecOptions *opts, CtrmonExe
         for (size_t i = 0; opts->argv[i]; i++)
                 json_object_array_add(argv, json_object_new_string(opts->argv[i]));
         json_object_object_add(p, "command", argv);
-        if (opts->stdin_data)
+        if (opts->stdin_data && client_proto_is_plain_text(opts->stdin_data, opts->stdin_len)) {
                 json_object_object_add(p, "stdin",
                                        json_object_new_string_len(opts->stdin_data, (int) opts->stdin_len));
+        } else if (opts->stdin_data) {
+                char *b64 = client_proto_base64_encode(opts->stdin_data, opts->stdin_len);
+                if (!b64) {
+                        json_object_put(p);
+                        return client_set_error(c, -ENOMEM, 0, "Out of memory");
+                }
+                json_object_object_add(p, "stdin_base64", json_object_new_string(b64));
+                free(b64);
+        }
         if (opts->timeout > 0)
                 json_object_object_add(p, "timeout", json_object_new_int(opts->timeout));
-        json_object_object_add(p, "tty", json_object_new_boolean(opts->tty));
+        /* Only when asked: monitors that collect output refuse a tty. */
+        if (opts->tty)
+                json_object_object_add(p, "tty", json_object_new_boolean(true));
 
         json_object *o;
         char *text;
@@ -237,12 +256,13 @@ int ctrmon_client_exec(CtrmonClient *c, const CtrmonExecOptions *opts, CtrmonExe
                 .err_truncated = methods_get_bool(o, "stderr_truncated"),
                 .json = text,
         };
-        x.out = methods_dup_bytes(o, "stdout", &x.out_len);
-        x.err = methods_dup_bytes(o, "stderr", &x.err_len);
+        r = methods_dup_bytes(o, "stdout", &x.out, &x.out_len);
+        if (r >= 0)
+                r = methods_dup_bytes(o, "stderr", &x.err, &x.err_len);
         json_object_put(o);
-        if (!x.out || !x.err) {
+        if (r < 0) {
                 ctrmon_exec_result_clear(&x);
-                return client_set_error(c, -ENOMEM, 0, "Out of memory");
+                return client_set_error(c, r, 0, "The monitor's exec output cannot be decoded");
         }
         *ret = x;
         return 0;
@@ -273,13 +293,10 @@ static void methods_deliver_log(LogsState *st, json_object *entry)
                 return;
         const char *text = NULL;
         size_t text_len = 0;
-        static const char *const text_keys[] = { "line", "data", "text", "message" };
-        for (size_t i = 0; i < sizeof text_keys / sizeof text_keys[0] && !text; i++) {
-                json_object *v;
-                if (json_object_object_get_ex(entry, text_keys[i], &v) && json_object_is_type(v, json_type_string)) {
-                        text = json_object_get_string(v);
-                        text_len = (size_t) json_object_get_string_len(v);
-                }
+        json_object *v;
+        if (json_object_object_get_ex(entry, "text", &v) && json_object_is_type(v, json_type_string)) {
+                text = json_object_get_string(v);
+                text_len = (size_t) json_object_get_string_len(v);
         }
         CtrmonLogLine line = {
                 .time = methods_get_string(entry, "time"),
@@ -292,15 +309,13 @@ static void methods_deliver_log(LogsState *st, json_object *entry)
         st->stopped = st->fn(&line, st->userdata);
 }
 
-/* The array of entries in a logs result or notification, if any. */
+/* The array of entries in a logs result; NULL for a "log" notification,
+ * which is one entry. */
 static json_object *methods_log_entries(json_object *o)
 {
-        static const char *const keys[] = { "lines", "entries", "logs" };
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-                json_object *v;
-                if (json_object_object_get_ex(o, keys[i], &v) && json_object_is_type(v, json_type_array))
-                        return v;
-        }
+        json_object *v;
+        if (json_object_object_get_ex(o, "lines", &v) && json_object_is_type(v, json_type_array))
+                return v;
         return NULL;
 }
 
@@ -318,11 +333,11 @@ static void methods_deliver_log_object(LogsState *st, json_object *o)
 static void methods_logs_notify(CtrmonClient *c, const ClientMessage *m, void *userdata)
 {
         LogsState *st = userdata;
-        if (strcmp(m->method, "log-end") == 0) {
+        if (strcmp(m->method, CTRMON_NOTIFICATION_LOG_END) == 0) {
                 st->ended = true;
                 return;
         }
-        if (strcmp(m->method, "log") != 0)
+        if (strcmp(m->method, CTRMON_NOTIFICATION_LOG) != 0)
                 return;
         json_object *p = json_tokener_parse(m->params);
         if (p)
@@ -433,8 +448,6 @@ int ctrmon_client_attach(CtrmonClient *c, const CtrmonAttachOptions *opts, int *
         json_object *p = json_object_new_object();
         if (opts && opts->detach_keys)
                 json_object_object_add(p, "detach_keys", json_object_new_string(opts->detach_keys));
-        if (opts && opts->no_stdin)
-                json_object_object_add(p, "stdin", json_object_new_boolean(false));
         json_object *o;
         int r = methods_call(c, CTRMON_METHOD_ATTACH, p, true, &o, NULL);
         if (r < 0)

@@ -6,8 +6,8 @@
 #include "ctrmon/control.h"
 
 #include <errno.h>
-#include <glib.h>
 #include <json.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -177,4 +177,106 @@ int client_proto_errno_for_code(int code)
         default:
                 return -EREMOTEIO;
         }
+}
+
+/* ------------------------------------------------------------ bytes in JSON */
+
+bool client_proto_is_plain_text(const void *data, size_t len)
+{
+        /* The monitor's own rule for "stdout" vs "stdout_base64": valid
+         * UTF-8 without NUL (JSON clients in C would cut the text there). */
+        const uint8_t *p = data, *end = p + len;
+        while (p < end) {
+                uint8_t c = *p;
+                size_t n;
+                uint32_t cp;
+                if (c == 0)
+                        return false;
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                } else if ((c & 0xe0) == 0xc0) {
+                        n = 1;
+                        cp = c & 0x1f;
+                } else if ((c & 0xf0) == 0xe0) {
+                        n = 2;
+                        cp = c & 0x0f;
+                } else if ((c & 0xf8) == 0xf0) {
+                        n = 3;
+                        cp = c & 0x07;
+                } else {
+                        return false;
+                }
+                if ((size_t) (end - p) <= n)
+                        return false;
+                for (size_t i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (p[i] & 0x3f);
+                }
+                /* Overlong forms, surrogates and beyond U+10FFFF. */
+                if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                p += n + 1;
+        }
+        return true;
+}
+
+static const char client_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *client_proto_base64_encode(const void *data, size_t len)
+{
+        const uint8_t *p = data;
+        char *out = malloc((len + 2) / 3 * 4 + 1);
+        if (!out)
+                return NULL;
+        char *o = out;
+        size_t i = 0;
+        for (; i + 2 < len; i += 3) {
+                uint32_t v = (uint32_t) p[i] << 16 | (uint32_t) p[i + 1] << 8 | p[i + 2];
+                *o++ = client_b64[v >> 18];
+                *o++ = client_b64[(v >> 12) & 63];
+                *o++ = client_b64[(v >> 6) & 63];
+                *o++ = client_b64[v & 63];
+        }
+        if (i < len) {
+                uint32_t v = (uint32_t) p[i] << 16 | (i + 1 < len ? (uint32_t) p[i + 1] << 8 : 0);
+                *o++ = client_b64[v >> 18];
+                *o++ = client_b64[(v >> 12) & 63];
+                *o++ = i + 1 < len ? client_b64[(v >> 6) & 63] : '=';
+                *o++ = '=';
+        }
+        *o = '\0';
+        return out;
+}
+
+int client_proto_base64_decode(const char *text, size_t len, char **ret, size_t *ret_len)
+{
+        char *out = malloc(len / 4 * 3 + 4);
+        if (!out)
+                return -ENOMEM;
+        size_t n = 0;
+        uint32_t acc = 0;
+        int bits = 0;
+        for (size_t i = 0; i < len; i++) {
+                char c = text[i];
+                if (c == '=')
+                        break;
+                const char *pos = c ? strchr(client_b64, c) : NULL;
+                if (!pos) {
+                        free(out);
+                        return -EBADMSG;
+                }
+                acc = acc << 6 | (uint32_t) (pos - client_b64);
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        out[n++] = (char) ((acc >> bits) & 0xff);
+                }
+        }
+        out[n] = '\0';
+        *ret = out;
+        *ret_len = n;
+        return 0;
 }

@@ -35,3 +35,10 @@ void client_message_clear(ClientMessage *msg);
 
 /* Map a JSON-RPC error code to the -errno documented in client.h. */
 int client_proto_errno_for_code(int code);
+
+/* Bytes travel in JSON as a plain string when they are valid UTF-8 without
+ * NUL, else base64 under "<name>_base64" (the monitor's rule). */
+bool client_proto_is_plain_text(const void *data, size_t len);
+char *client_proto_base64_encode(const void *data, size_t len);
+/* Decode; the result is NUL-terminated for convenience. -EBADMSG on junk. */
+int client_proto_base64_decode(const char *text, size_t len, char **ret, size_t *ret_len);

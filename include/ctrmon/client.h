@@ -27,6 +27,7 @@
  * them. */
 #pragma once
 
+#include <ctrmon/control.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,11 +120,11 @@ typedef struct {
         const void *stdin_data;        /* may be NULL                   */
         size_t stdin_len;
         int timeout;                   /* seconds, 0: none              */
-        bool tty;
+        bool tty;                      /* ctrmon 0.1 refuses this: use attach */
 } CtrmonExecOptions;
 
 typedef struct {
-        int exit_code;
+        int exit_code;                 /* 128+N for signal N, -1 timed out */
         int signal;
         bool timed_out;
         char *out;                     /* NUL-terminated for convenience */
@@ -167,23 +168,23 @@ int ctrmon_client_subscribe(CtrmonClient *client, CtrmonEventFn fn, void *userda
 
 /* ------------------------------------------------------------ attach */
 
-/* Frame types on an attached connection (ctrmon-attach-v1): 1 byte type,
- * 4-byte big-endian payload length, payload. */
+/* Frame types on an attached connection (ctrmon-attach-v1, described in
+ * control.h): 1 byte type, 4-byte big-endian payload length, payload. */
 enum {
-        CTRMON_FRAME_STDIN = 1,        /* client -> monitor              */
-        CTRMON_FRAME_STDOUT = 2,       /* monitor -> client              */
-        CTRMON_FRAME_STDERR = 3,       /* monitor -> client              */
-        CTRMON_FRAME_RESIZE = 4,       /* client -> monitor: u16 rows, u16 cols */
-        CTRMON_FRAME_CLOSE_STDIN = 5,  /* client -> monitor, empty       */
-        CTRMON_FRAME_EXIT = 6,         /* monitor -> client: u32 status  */
+        CTRMON_FRAME_STDIN = CTRMON_ATTACH_FRAME_STDIN,             /* client -> monitor */
+        CTRMON_FRAME_STDOUT = CTRMON_ATTACH_FRAME_STDOUT,           /* monitor -> client */
+        CTRMON_FRAME_STDERR = CTRMON_ATTACH_FRAME_STDERR,           /* monitor -> client */
+        CTRMON_FRAME_RESIZE = CTRMON_ATTACH_FRAME_RESIZE,           /* u16 rows, u16 cols */
+        CTRMON_FRAME_CLOSE_STDIN = CTRMON_ATTACH_FRAME_CLOSE_STDIN, /* empty payload */
+        CTRMON_FRAME_EXIT = CTRMON_ATTACH_FRAME_EXIT,               /* i32 status, -1: timed out */
 };
-#define CTRMON_FRAME_HEADER_SIZE 5
+#define CTRMON_FRAME_HEADER_SIZE CTRMON_ATTACH_HEADER_SIZE
+/* What we accept from the monitor; it accepts CTRMON_ATTACH_FRAME_MAX. */
 #define CTRMON_FRAME_MAX_PAYLOAD (16u * 1024 * 1024)
-#define CTRMON_ATTACH_FRAMING "ctrmon-attach-v1"
 
 typedef struct {
         const char *detach_keys;       /* NULL: the monitor's default (ctrl-p,ctrl-q) */
-        bool no_stdin;                 /* do not forward stdin           */
+        bool no_stdin;                 /* the caller will not send STDIN (informational) */
 } CtrmonAttachOptions;
 /* Switch the connection to framed attach mode. On success *ret_fd is the
  * connection (now owned by the caller, O_CLOEXEC, blocking) and the client
@@ -194,7 +195,8 @@ int ctrmon_client_attach(CtrmonClient *client, const CtrmonAttachOptions *option
 void ctrmon_frame_encode_header(uint8_t header[CTRMON_FRAME_HEADER_SIZE], uint8_t type, uint32_t payload_len);
 /* Decode the frame at the start of buf: returns the bytes it takes (> 0)
  * with its type and payload (pointing into buf), 0 if buf holds only part
- * of it, -EBADMSG if it is no valid frame. */
+ * of it, -EBADMSG if its length is over CTRMON_FRAME_MAX_PAYLOAD. Unknown
+ * types are returned too: callers skip them, as the monitor does. */
 int ctrmon_frame_decode(const void *buf, size_t len, uint8_t *ret_type, const uint8_t **ret_payload,
                         uint32_t *ret_payload_len);
 /* Write one whole frame to a blocking fd (retrying short writes). */

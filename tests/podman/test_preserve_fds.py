@@ -1,7 +1,7 @@
 """podman run --preserve-fds through the monitor under test: podman hands
 its extra fds to the monitor, which must pass them to runc at the same
 numbers (spec §2.4, inherited descriptors); runc gives fds 3.. to the
-container. A shell wrapper puts the test's file or pipe at fd 3 of podman."""
+container. A bash wrapper puts the test's file or pipe at fd 3 of podman."""
 
 import os
 import subprocess
@@ -10,9 +10,10 @@ from podmanworld import IMAGE
 
 
 def podman_with_fd3(pw, args, fd3_spec):
-    """Popen `podman ARGS` with fd 3 opened by sh from fd3_spec (a
+    """argv for `podman ARGS` with fd 3 opened by bash from fd3_spec (a
     redirection such as '3<file' or '3>&5') and no other extra fd."""
-    argv = ["/bin/sh", "-c", f'exec {fd3_spec}; exec "$@"', "sh",
+    # bash: dash only takes single-digit fds in redirections.
+    argv = ["/bin/bash", "-c", f'exec {fd3_spec}; exec "$@"', "bash",
             *pw.argv(*args)]
     return argv
 
@@ -51,7 +52,7 @@ def test_preserve_fds_1_container_writes_pipe_on_fd_3(pw):
     argv = podman_with_fd3(
         pw, ["run", "--rm", "--name", name, "--preserve-fds", "1", *g.volume,
              IMAGE, "sh", "-c", g.wait_cmd("go", "echo to-fd3 >&3; echo out")],
-        f"3>&{w}")
+        f"3>&{w} {w}>&-")
     p = subprocess.Popen(argv, env=pw.env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          pass_fds=(w,))
@@ -99,5 +100,5 @@ def test_without_preserve_fds_container_has_no_fd_3(pw):
     assert p.returncode != 0
     assert b"secret" not in out
     # ls's own directory fd is 3 at most; no inherited fd 3 to cat from.
-    assert out.split() in ([b"0", b"1", b"2", b"3"],), out
+    assert out.split() == [b"0", b"1", b"2", b"3"], out
     pw.assert_monitor_gone(info)

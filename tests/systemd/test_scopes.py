@@ -130,7 +130,8 @@ def _scopes_hold_monitor_and_container(run, slice_, cgroup_prefix):
     props = ["Slice", "Description", "CollectMode", "Delegate", "ControlGroup"]
     s, c = show(sb, scope, props, user=user), show(sb, cscope, props, user=user)
     assert s["Slice"] == c["Slice"] == slice_, (s, c)
-    assert s["Description"] == f"Monitor of container {cid} (probe)", s
+    assert s["Description"] == f"ctrmon monitor of container {cid} (probe)", s
+    assert c["Description"] == f"Container {cid} (probe)", c
     assert s["CollectMode"] == c["CollectMode"] == "inactive-or-failed", (s, c)
     assert c["Delegate"] == "yes", c
     assert s["ControlGroup"] == f"{cgroup_prefix}/{scope}", s

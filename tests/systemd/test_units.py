@@ -301,3 +301,29 @@ def test_watchdog_pings_keep_the_unit_alive(systemd_sandbox, system_template, ro
         _cleanup_unit(sb, unit)
         _uninstall(sb, [dropin])
         dirs.cleanup(bundle)
+
+
+def test_container_killed_by_signal_ends_the_unit_with_128_plus_signal(
+        systemd_sandbox, system_template, rootfs_cache):
+    """ctrmon --sync exits with the container's status, 128+N when a signal
+    killed it, and the unit stops by itself when the container ends."""
+    sb = systemd_sandbox
+    cid = unique_id("sig", 16)
+    unit = f"ctrmon@{cid}.service"
+    bundle = _system_bundle(system_template, cid)
+    dirs = MadeDirs()
+    dirs.makedirs(bundle)
+    try:
+        p = sb.run([PYTHON, MAKE_BUNDLE, bundle, "--rootfs-from", rootfs_cache], timeout=60)
+        assert p.returncode == 0, out(p)
+        pid, _ = _start_and_probe(sb, unit, f"/run/ctrmon/{cid}/pidfile")
+        p = sb.run(["kill", "-KILL", str(pid)], timeout=30)
+        assert p.returncode == 0, out(p)
+        props = ["ActiveState", "ExecMainStatus", "Result", "StatusText"]
+        assert wait_for(lambda: show(sb, unit, props)["ActiveState"] in ("failed", "inactive"), 15)
+        got = show(sb, unit, props)
+        assert (got["ExecMainStatus"], got["Result"]) == ("137", "exit-code"), got
+        assert got["StatusText"] == f"Container {cid} exited with status 137", got
+    finally:
+        _cleanup_unit(sb, unit)
+        dirs.cleanup(bundle)

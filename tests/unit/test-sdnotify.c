@@ -4,6 +4,7 @@
 #include "sdnotify.h"
 
 #include <check.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -106,6 +107,45 @@ START_TEST(test_relay_without_notify_dir_fails_clearly)
 }
 END_TEST
 
+START_TEST(test_relay_binds_under_a_bundle_path_longer_than_sun_path)
+{
+        g_autofree char *dir = g_dir_make_tmp("ctrmon-notify-XXXXXX", NULL);
+        g_autofree char *longname = g_strnfill(120, 'b');
+        g_autofree char *bundle = g_build_filename(dir, longname, NULL);
+        g_autofree char *notify_dir = g_build_filename(bundle, "notify", NULL);
+        g_mkdir_with_parents(notify_dir, 0755);
+        g_autofree char *host = g_build_filename(dir, "host.sock", NULL);
+        int host_fd = bind_dgram(host);
+
+        SdNotifyRelay *relay = NULL;
+        GError *error = NULL;
+        ck_assert_msg(sdnotify_relay_new(bundle, host, &relay, &error) == 0, "%s", error ? error->message : "");
+        g_autofree char *sock = g_build_filename(notify_dir, "notify.sock", NULL);
+        ck_assert_uint_gt(strlen(sock), 108);
+        struct stat st;
+        ck_assert_int_eq(stat(sock, &st), 0);
+        ck_assert(S_ISSOCK(st.st_mode));
+
+        /* A sender reaches it through the same /proc/self/fd trick. */
+        int dfd = open(notify_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        g_autofree char *short_path = g_strdup_printf("/proc/self/fd/%d/notify.sock", dfd);
+        send_to(short_path, "READY=1\nMAINPID=3");
+        close(dfd);
+        iterate(100);
+        char buf[64];
+        ssize_t n = recv(host_fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+        ck_assert_int_gt(n, 0);
+        buf[n] = '\0';
+        ck_assert_str_eq(buf, "READY=1");
+
+        sdnotify_relay_free(relay);
+        ck_assert_int_lt(stat(sock, &st), 0);
+        close(host_fd);
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("sdnotify");
@@ -114,6 +154,7 @@ int main(void)
         tcase_add_test(tc, test_filter_exact_names_only);
         tcase_add_test(tc, test_relay_forwards_filtered_datagram_and_removes_socket);
         tcase_add_test(tc, test_relay_without_notify_dir_fails_clearly);
+        tcase_add_test(tc, test_relay_binds_under_a_bundle_path_longer_than_sun_path);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,384 @@
+/* "attach" over the control API: after the answer {"framing":
+ * "ctrmon-attach-v1"} the connection leaves JSON and carries frames both
+ * ways (include/ctrmon/control.h has the constants):
+ *
+ *     type (1 byte) | length (4 bytes, big-endian) | payload (length bytes)
+ *
+ *     1 STDIN        client -> monitor  bytes for the container's stdin
+ *                                       (dropped without -i/-t)
+ *     2 STDOUT       monitor -> client  container output, as read
+ *     3 STDERR       monitor -> client
+ *     4 RESIZE       client -> monitor  rows, cols: two big-endian uint16
+ *                                       (ignored without -t)
+ *     5 CLOSE_STDIN  client -> monitor  empty; closes a stdin pipe (-i)
+ *     6 EXIT         monitor -> client  big-endian int32 exit status (-1:
+ *                                       timeout); then the monitor closes
+ *
+ * Detach keys (params.detach_keys, default "ctrl-p,ctrl-q", "" disables)
+ * in the STDIN bytes end the session: nothing more is forwarded or sent,
+ * the connection is closed, the container runs on. Output reaches this
+ * file through the stdio relay's listeners; each client has a bounded
+ * queue (CTRMON_ATTACH_QUEUE_MAX) and is disconnected when it falls that
+ * far behind, so a slow client never blocks the monitor. A client's
+ * hang-up does not close the container's stdin (CLOSE_STDIN does). */
+#include "control-attach.h"
+
+#include "control-methods.h"
+#include "diag.h"
+#include "ctrmon/fd-util.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CONTROL_ATTACH_DEFAULT_KEYS "ctrl-p,ctrl-q"
+#define CONTROL_ATTACH_READ_CHUNK (64 * 1024)
+/* How long queued output and the exit frame may take to leave at exit. */
+#define CONTROL_ATTACH_EXIT_FLUSH_MS 500
+
+/* ------------------------------------------------------------ detach keys */
+
+GByteArray *control_attach_parse_detach_keys(const char *spec)
+{
+        GByteArray *keys = g_byte_array_new();
+        if (!*spec)
+                return keys;
+        g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
+        for (char **p = parts; *p; p++) {
+                const char *k = *p;
+                guint8 b;
+                if (strlen(k) == 1) {
+                        b = (guint8) k[0];
+                } else if (strlen(k) == 6 && g_ascii_strncasecmp(k, "ctrl-", 5) == 0) {
+                        /* As Docker: ctrl-a..ctrl-z are 1..26, ctrl-@ 0,
+                         * ctrl-[ 27, ctrl-\ 28, ctrl-] 29, ctrl-^ 30,
+                         * ctrl-_ 31. */
+                        char c = g_ascii_tolower(k[5]);
+                        if (c >= 'a' && c <= 'z')
+                                b = (guint8) (c - 'a' + 1);
+                        else if (c == '@' || c == '[' || c == '\\' || c == ']' || c == '^' || c == '_')
+                                b = (guint8) (c == '@' ? 0 : c - '[' + 27);
+                        else
+                                goto fail;
+                } else {
+                        goto fail;
+                }
+                g_byte_array_append(keys, &b, 1);
+        }
+        return keys;
+fail:
+        g_byte_array_unref(keys);
+        return NULL;
+}
+
+bool control_attach_detach_scan(ControlDetachMatcher *m, const guint8 *in, size_t len, GByteArray *out)
+{
+        for (size_t i = 0; i < len; i++) {
+                guint8 b = in[i];
+                if (m->n_keys == 0) {
+                        g_byte_array_append(out, in + i, (guint) (len - i));
+                        return false;
+                }
+                if (b == m->keys[m->matched]) {
+                        if (++m->matched == m->n_keys)
+                                return true;
+                        continue;
+                }
+                if (m->matched > 0) {
+                        /* Not the sequence after all: what was held goes
+                         * out, and this byte may begin it anew. */
+                        g_byte_array_append(out, m->keys, (guint) m->matched);
+                        m->matched = 0;
+                        if (b == m->keys[0]) {
+                                m->matched = 1;
+                                if (m->n_keys == 1)
+                                        return true;
+                                continue;
+                        }
+                }
+                g_byte_array_append(out, &b, 1);
+        }
+        return false;
+}
+
+/* ------------------------------------------------------------ a client */
+
+typedef struct {
+        CtrmonContext *ctx;
+        int fd;
+        guint in_id;
+        guint out_id;
+        guint listener_id;
+        GByteArray *in;         /* received, not yet a whole frame */
+        GByteArray *out;        /* frames not yet sent */
+        GByteArray *keys;
+        ControlDetachMatcher matcher;
+} AttachStream;
+
+static void control_attach_stream_free(AttachStream *s)
+{
+        if (!s)
+                return;
+        if (s->in_id)
+                g_source_remove(s->in_id);
+        if (s->out_id)
+                g_source_remove(s->out_id);
+        if (s->listener_id && s->ctx->relay)
+                stdio_relay_remove_listener(s->ctx->relay, s->listener_id);
+        ctrmon_close_fd(&s->fd);
+        g_byte_array_unref(s->in);
+        g_byte_array_unref(s->out);
+        if (s->keys)
+                g_byte_array_unref(s->keys);
+        g_free(s);
+}
+
+static void control_attach_stream_close(AttachStream *s, const char *why)
+{
+        log_debug("Control attach client closed: %s", why);
+        g_ptr_array_remove(s->ctx->attach_clients, s);
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "api", json_object_new_boolean(true));
+        json_object_object_add(f, "reason", json_object_new_string(why));
+        control_emit(s->ctx, CTRMON_EVENT_ATTACH_DISCONNECTED, f);
+        control_attach_stream_free(s);
+}
+
+static void control_attach_flush(AttachStream *s);
+
+static gboolean control_attach_writable_cb(int fd, GIOCondition condition, gpointer user_data)
+{
+        AttachStream *s = user_data;
+        s->out_id = 0;
+        control_attach_flush(s);
+        return G_SOURCE_REMOVE;
+}
+
+/* Send what is queued without blocking. May close (and free) `s`. */
+static void control_attach_flush(AttachStream *s)
+{
+        while (s->out->len > 0) {
+                ssize_t n = send(s->fd, s->out->data, s->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n > 0) {
+                        g_byte_array_remove_range(s->out, 0, (guint) n);
+                } else if (n < 0 && errno == EINTR) {
+                        continue;
+                } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                        if (!s->out_id)
+                                s->out_id = g_unix_fd_add(s->fd, G_IO_OUT, control_attach_writable_cb, s);
+                        return;
+                } else {
+                        control_attach_stream_close(s, "the client went away");
+                        return;
+                }
+        }
+}
+
+static void control_attach_queue(AttachStream *s, guint8 type, const void *payload, size_t len)
+{
+        guint8 header[CTRMON_ATTACH_HEADER_SIZE] = {
+                type, (guint8) (len >> 24), (guint8) (len >> 16), (guint8) (len >> 8), (guint8) len,
+        };
+        g_byte_array_append(s->out, header, sizeof header);
+        g_byte_array_append(s->out, payload, (guint) len);
+}
+
+static void control_attach_output_cb(CtrmonStream stream, const char *buf, size_t len, void *user_data)
+{
+        AttachStream *s = user_data;
+        if (s->out->len + CTRMON_ATTACH_HEADER_SIZE + len > CTRMON_ATTACH_QUEUE_MAX) {
+                log_warning("Control attach client does not read its output: disconnecting it");
+                control_attach_stream_close(s, "too far behind");
+                return;
+        }
+        control_attach_queue(s, stream == CTRMON_STREAM_STDERR ? CTRMON_ATTACH_FRAME_STDERR
+                                                               : CTRMON_ATTACH_FRAME_STDOUT,
+                             buf, len);
+        if (!s->out_id)
+                control_attach_flush(s);
+}
+
+/* One frame from the client. Returns false if `s` was closed. */
+static bool control_attach_frame(AttachStream *s, guint8 type, const guint8 *payload, size_t len)
+{
+        CtrmonContext *ctx = s->ctx;
+        switch (type) {
+        case CTRMON_ATTACH_FRAME_STDIN: {
+                g_autoptr(GByteArray) pass = g_byte_array_new();
+                bool detach = control_attach_detach_scan(&s->matcher, payload, len, pass);
+                if (pass->len > 0 && (ctx->opts->stdin_open || ctx->opts->terminal))
+                        stdio_relay_write_input(ctx->relay, (const char *) pass->data, pass->len);
+                if (detach) {
+                        control_attach_stream_close(s, "detached");
+                        return false;
+                }
+                return true;
+        }
+        case CTRMON_ATTACH_FRAME_RESIZE:
+                if (len == 4 && ctx->pty_master >= 0) {
+                        int rows = payload[0] << 8 | payload[1];
+                        int cols = payload[2] << 8 | payload[3];
+                        g_autoptr(GError) error = NULL;
+                        if (console_resize(ctx->pty_master, rows, cols, &error) < 0)
+                                log_warning("%s, ignoring", error->message);
+                }
+                return true;
+        case CTRMON_ATTACH_FRAME_CLOSE_STDIN:
+                /* A pty has no end-of-input to give: only a stdin pipe. */
+                if (!ctx->opts->terminal && stdio_relay_has_input(ctx->relay)) {
+                        stdio_relay_close_input(ctx->relay);
+                        control_emit(ctx, CTRMON_EVENT_STDIN_CLOSED, NULL);
+                }
+                return true;
+        default:
+                return true; /* unknown: ignored, for later versions */
+        }
+}
+
+/* Handle every whole frame in s->in. Returns false if `s` was closed. */
+static bool control_attach_process_input(AttachStream *s)
+{
+        size_t pos = 0;
+        while (s->in->len - pos >= CTRMON_ATTACH_HEADER_SIZE) {
+                const guint8 *h = s->in->data + pos;
+                size_t len = (size_t) h[1] << 24 | (size_t) h[2] << 16 | (size_t) h[3] << 8 | h[4];
+                if (len > CTRMON_ATTACH_FRAME_MAX) {
+                        control_attach_stream_close(s, "frame too large");
+                        return false;
+                }
+                if (s->in->len - pos < CTRMON_ATTACH_HEADER_SIZE + len)
+                        break;
+                if (!control_attach_frame(s, h[0], h + CTRMON_ATTACH_HEADER_SIZE, len))
+                        return false;
+                pos += CTRMON_ATTACH_HEADER_SIZE + len;
+        }
+        g_byte_array_remove_range(s->in, 0, (guint) pos);
+        return true;
+}
+
+static gboolean control_attach_readable_cb(int fd, GIOCondition condition, gpointer user_data)
+{
+        AttachStream *s = user_data;
+        guint8 buf[CONTROL_ATTACH_READ_CHUNK];
+        ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return G_SOURCE_CONTINUE;
+        if (n <= 0) {
+                s->in_id = 0;
+                control_attach_stream_close(s, "the client hung up");
+                return G_SOURCE_REMOVE;
+        }
+        g_byte_array_append(s->in, buf, (guint) n);
+        if (!control_attach_process_input(s))
+                return G_SOURCE_REMOVE; /* closed: its source is gone */
+        return G_SOURCE_CONTINUE;
+}
+
+/* ------------------------------------------------------------ the method */
+
+void control_method_attach(ControlCall *call, json_object *params, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        const char *spec = CONTROL_ATTACH_DEFAULT_KEYS;
+        json_object *v;
+        if (json_object_object_get_ex(params, "detach_keys", &v) && v) {
+                if (!json_object_is_type(v, json_type_string)) {
+                        control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS,
+                                           "Parameter \"detach_keys\" must be a string such as \"ctrl-p,ctrl-q\"");
+                        return;
+                }
+                spec = json_object_get_string(v);
+        }
+        g_autoptr(GByteArray) keys = control_attach_parse_detach_keys(spec);
+        if (!keys) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS,
+                                   "Invalid detach keys \"%s\": use a comma-separated list of characters or ctrl-X",
+                                   spec);
+                return;
+        }
+        if (!ctx->relay || ctx->opts->log.passthrough) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_UNSUPPORTED,
+                                   "Container %s has no relayed stdio (passthrough)", ctx->opts->cid);
+                return;
+        }
+        if (ctx->container_exited || ctx->exited_usec) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_NOT_RUNNING, "Container %s is %s", ctx->opts->cid,
+                                   control_container_state(ctx));
+                return;
+        }
+
+        json_object *r = json_object_new_object();
+        json_object_object_add(r, "framing", json_object_new_string(CTRMON_ATTACH_FRAMING));
+        control_call_reply(call, r);
+        g_autoptr(GByteArray) pending = NULL;
+        g_autoptr(GError) error = NULL;
+        int fd = control_call_take_connection(call, &pending, &error);
+        if (fd < 0) {
+                log_debug("Control attach: %s", error->message);
+                return;
+        }
+
+        AttachStream *s = g_new0(AttachStream, 1);
+        s->ctx = ctx;
+        s->fd = fd;
+        s->in = g_steal_pointer(&pending);
+        s->out = g_byte_array_new();
+        s->keys = g_steal_pointer(&keys);
+        s->matcher = (ControlDetachMatcher){ .keys = s->keys->data, .n_keys = s->keys->len };
+        s->listener_id = stdio_relay_add_listener(ctx->relay, control_attach_output_cb, s);
+        s->in_id = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, control_attach_readable_cb, s);
+        if (!ctx->attach_clients)
+                ctx->attach_clients = g_ptr_array_new();
+        g_ptr_array_add(ctx->attach_clients, s);
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "api", json_object_new_boolean(true));
+        control_emit(ctx, CTRMON_EVENT_ATTACH_CONNECTED, f);
+        /* Frames the client sent right behind its request. */
+        control_attach_process_input(s);
+}
+
+/* ------------------------------------------------------------ hooks */
+
+/* Blocking, bounded: the main loop has stopped, and the exit frame must
+ * still follow the last output. */
+static void control_attach_flush_until(AttachStream *s, gint64 deadline)
+{
+        while (s->out->len > 0) {
+                ssize_t n = send(s->fd, s->out->data, s->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n > 0) {
+                        g_byte_array_remove_range(s->out, 0, (guint) n);
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                        return;
+                gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+                if (left <= 0)
+                        return;
+                struct pollfd pfd = { .fd = s->fd, .events = POLLOUT };
+                poll(&pfd, 1, (int) left);
+        }
+}
+
+void control_attach_container_exited(CtrmonContext *ctx, int status)
+{
+        gint64 deadline = g_get_monotonic_time() + CONTROL_ATTACH_EXIT_FLUSH_MS * 1000;
+        while (ctx->attach_clients && ctx->attach_clients->len > 0) {
+                AttachStream *s = g_ptr_array_index(ctx->attach_clients, 0);
+                guint32 u = (guint32) status;
+                guint8 payload[4] = { (guint8) (u >> 24), (guint8) (u >> 16), (guint8) (u >> 8), (guint8) u };
+                control_attach_queue(s, CTRMON_ATTACH_FRAME_EXIT, payload, sizeof payload);
+                control_attach_flush_until(s, deadline);
+                control_attach_stream_close(s, "the container exited");
+        }
+}
+
+void control_attach_teardown(CtrmonContext *ctx)
+{
+        while (ctx->attach_clients && ctx->attach_clients->len > 0)
+                control_attach_stream_close(g_ptr_array_index(ctx->attach_clients, 0), "the monitor exits");
+}
