@@ -121,7 +121,8 @@ class Inotify:
         """Block until `name` is finished; return time.time_ns() taken
         right after the wake-up that delivered its event. If pidfd is
         given, on_pid_exit(time.time_ns()) is called when it turns
-        readable (the process has exited) while waiting."""
+        readable (the process has exited) while waiting, or
+        on_pid_exit(None) if it turned readable unseen before the file."""
         import time
         want = os.fsencode(name)
         deadline = time.monotonic() + timeout
@@ -132,7 +133,9 @@ class Inotify:
             fds = [self.fd] + ([pidfd] if pidfd is not None else [])
             r, _, _ = select.select(fds, [], [], left)
             if pidfd is not None and pidfd in r:
-                on_pid_exit(time.time_ns())
+                # Both ready in one wake-up: we woke too late to tell
+                # them apart, so the split is unknown for this run.
+                on_pid_exit(None if self.fd in r else time.time_ns())
                 pidfd = None
             if self.fd not in r:
                 continue

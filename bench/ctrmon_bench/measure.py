@@ -174,7 +174,7 @@ def exit_latency(ws, binary, sync_log=True):
         if os.path.exists(stamp):
             os.unlink(stamp)
     out = {"us": (t - t_exit) / 1e3}
-    if seen:
+    if seen and seen[0] is not None:
         out["exited_us"] = (seen[0] - t_exit) / 1e3
         out["monitor_us"] = (t - seen[0]) / 1e3
     return out
