@@ -143,10 +143,8 @@ void control_log_assembler_partials(ControlLogAssembler *a, bool take, ControlLo
 {
         static const CtrmonStream streams[] = { CTRMON_STREAM_STDOUT, CTRMON_STREAM_STDERR };
         for (int i = 0; i < 2; i++) {
-                if (a->line[i]->len == 0 && !a->line_time[i])
-                        continue;
                 if (a->line[i]->len == 0)
-                        continue; /* an empty P record begins nothing visible */
+                        continue; /* nothing begun (an empty P shows nothing) */
                 control_log_emit(a->line_time[i], streams[i], a->line[i]->str, a->line[i]->len, true, fn,
                                  user_data);
                 if (take) {
