@@ -2,34 +2,9 @@
  * effort: a missing file leaves its figure out, it never fails the call. */
 #include "cgroup-stats.h"
 
-#include <linux/magic.h>
+#include "cgroup-util.h"
+
 #include <string.h>
-#include <sys/statfs.h>
-
-#ifndef CGROUP2_SUPER_MAGIC
-#define CGROUP2_SUPER_MAGIC 0x63677270
-#endif
-
-char *cgroup_stats_path(const char *proc_cgroup, const char *controller)
-{
-        g_auto(GStrv) lines = g_strsplit(proc_cgroup, "\n", -1);
-        for (char **l = lines; *l; l++) {
-                char *first = strchr(*l, ':');
-                char *second = first ? strchr(first + 1, ':') : NULL;
-                if (!second)
-                        continue;
-                g_autofree char *list = g_strndup(first + 1, (gsize) (second - first - 1));
-                if (!*controller) {
-                        if (g_str_has_prefix(*l, "0::"))
-                                return g_strdup(second + 1);
-                        continue;
-                }
-                g_auto(GStrv) names = g_strsplit(list, ",", -1);
-                if (g_strv_contains((const char *const *) names, controller))
-                        return g_strdup(second + 1);
-        }
-        return NULL;
-}
 
 /* Add integer `key` from the first number in <dir>/<file>; "max" adds null. */
 static void cgroup_stats_add_file(json_object *obj, const char *key, const char *dir, const char *file)
@@ -71,8 +46,7 @@ json_object *cgroup_stats_read(pid_t pid)
         if (!g_file_get_contents(proc, &content, NULL, NULL))
                 return NULL;
 
-        struct statfs sfs;
-        bool v2 = statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
+        bool v2 = cgroup_host_is_unified();
         json_object *out = json_object_new_object();
         json_object *memory = json_object_new_object();
         json_object *cpu = json_object_new_object();
@@ -80,7 +54,7 @@ json_object *cgroup_stats_read(pid_t pid)
         json_object_object_add(out, "version", json_object_new_int(v2 ? 2 : 1));
 
         if (v2) {
-                g_autofree char *rel = cgroup_stats_path(content, "");
+                g_autofree char *rel = cgroup_path_from_proc(content, NULL);
                 if (rel) {
                         g_autofree char *dir = g_build_filename("/sys/fs/cgroup", rel, NULL);
                         json_object_object_add(out, "path", json_object_new_string(rel));
@@ -92,7 +66,7 @@ json_object *cgroup_stats_read(pid_t pid)
                         cgroup_stats_add_file(pids, "limit", dir, "pids.max");
                 }
         } else {
-                g_autofree char *mem = cgroup_stats_path(content, "memory");
+                g_autofree char *mem = cgroup_path_from_proc(content, "memory");
                 if (mem) {
                         g_autofree char *dir = g_build_filename("/sys/fs/cgroup/memory", mem, NULL);
                         json_object_object_add(out, "path", json_object_new_string(mem));
@@ -101,12 +75,12 @@ json_object *cgroup_stats_read(pid_t pid)
                         cgroup_stats_add_file(memory, "peak_bytes", dir, "memory.max_usage_in_bytes");
                         cgroup_stats_add_file(memory, "failcnt", dir, "memory.failcnt");
                 }
-                g_autofree char *acct = cgroup_stats_path(content, "cpuacct");
+                g_autofree char *acct = cgroup_path_from_proc(content, "cpuacct");
                 if (acct) {
                         g_autofree char *dir = g_build_filename("/sys/fs/cgroup/cpuacct", acct, NULL);
                         cgroup_stats_add_file(cpu, "usage_ns", dir, "cpuacct.usage");
                 }
-                g_autofree char *p = cgroup_stats_path(content, "pids");
+                g_autofree char *p = cgroup_path_from_proc(content, "pids");
                 if (p) {
                         g_autofree char *dir = g_build_filename("/sys/fs/cgroup/pids", p, NULL);
                         cgroup_stats_add_file(pids, "current", dir, "pids.current");

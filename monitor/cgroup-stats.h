@@ -11,6 +11,3 @@
  * figures that cannot be read are left out. NULL if /proc/<pid> is gone. */
 json_object *cgroup_stats_read(pid_t pid);
 
-/* Pure: the path of `controller` ("memory", "pids", "cpuacct"; "" for the v2
- * "0::" line) in /proc/PID/cgroup content, or NULL. */
-char *cgroup_stats_path(const char *proc_cgroup, const char *controller);

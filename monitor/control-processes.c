@@ -5,6 +5,8 @@
  * never reported as errors. */
 #include "control-processes.h"
 
+#include "cgroup-util.h"
+
 #include "control-methods.h"
 
 #include <dirent.h>
@@ -81,28 +83,6 @@ int control_proc_parse_stat(const char *stat, char *ret_state, pid_t *ret_ppid)
         *ret_state = state;
         *ret_ppid = (pid_t) ppid;
         return 0;
-}
-
-char *control_proc_cgroup_path(const char *cgroup, const char *controller)
-{
-        g_auto(GStrv) lines = g_strsplit(cgroup, "\n", -1);
-        for (char **l = lines; *l; l++) {
-                /* "ID:CONTROLLERS:PATH"; the path may contain ':' */
-                char *c1 = strchr(*l, ':');
-                char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-                if (!c2)
-                        continue;
-                g_autofree char *controllers = g_strndup(c1 + 1, (gsize) (c2 - c1 - 1));
-                if (!controller) {
-                        if (g_str_has_prefix(*l, "0::"))
-                                return g_strdup(c2 + 1);
-                        continue;
-                }
-                g_auto(GStrv) names = g_strsplit(controllers, ",", -1);
-                if (g_strv_contains((const char *const *) names, controller))
-                        return g_strdup(c2 + 1);
-        }
-        return NULL;
 }
 
 /* ------------------------------------------------------------ /proc */
@@ -255,7 +235,7 @@ static GArray *control_proc_from_cgroup(pid_t container_pid, const char **ret_so
                 { NULL, NULL, "cgroup:unified" },
         };
         for (size_t i = 0; i < G_N_ELEMENTS(candidates); i++) {
-                g_autofree char *path = control_proc_cgroup_path(cgroup, candidates[i].controller);
+                g_autofree char *path = cgroup_path_from_proc(cgroup, candidates[i].controller);
                 if (!path || g_str_equal(path, "/") || strstr(path, "/.."))
                         continue;
                 const char *mount = candidates[i].mount ? candidates[i].mount

@@ -18,7 +18,6 @@ int control_proc_parse_uid(const char *status, uid_t *ret_uid);
 int control_proc_parse_stat(const char *stat, char *ret_state, pid_t *ret_ppid);
 /* Pure: the path of `controller` (v1, e.g. "pids") or, for NULL, of the
  * unified hierarchy ("0::") in /proc/PID/cgroup text. NULL if absent. */
-char *control_proc_cgroup_path(const char *cgroup, const char *controller);
 
 /* `pid`'s parent pid from /proc, or -errno. */
 int control_proc_ppid(pid_t pid, pid_t *ret_ppid);

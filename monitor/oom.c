@@ -3,23 +3,19 @@
  * up a watch costs only the OOM report, never the container. */
 #include "oom.h"
 
+#include "cgroup-util.h"
+
 #include "ctrmon/error.h"
 #include "ctrmon/fd-util.h"
 
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <inttypes.h>
-#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
-#include <sys/statfs.h>
 #include <unistd.h>
-
-#ifndef CGROUP2_SUPER_MAGIC
-#define CGROUP2_SUPER_MAGIC 0x63677270
-#endif
 
 struct OomWatch {
         bool v2;
@@ -32,30 +28,6 @@ struct OomWatch {
         OomFn oom_cb;
         void *user_data;
 };
-
-char *oom_cgroup_path_from_proc(const char *proc_cgroup, bool v2)
-{
-        g_auto(GStrv) lines = g_strsplit(proc_cgroup, "\n", -1);
-        for (char **l = lines; *l; l++) {
-                /* "hierarchy-id:controller-list:path" */
-                char *first = strchr(*l, ':');
-                if (!first)
-                        continue;
-                char *second = strchr(first + 1, ':');
-                if (!second)
-                        continue;
-                g_autofree char *controllers = g_strndup(first + 1, (gsize) (second - first - 1));
-                if (v2) {
-                        if (g_str_has_prefix(*l, "0::"))
-                                return g_strdup(second + 1);
-                        continue;
-                }
-                g_auto(GStrv) list = g_strsplit(controllers, ",", -1);
-                if (g_strv_contains((const char *const *) list, "memory"))
-                        return g_strdup(second + 1);
-        }
-        return NULL;
-}
 
 void oom_parse_memory_events(const char *content, guint64 *ret_oom, guint64 *ret_oom_kill)
 {
@@ -150,17 +122,8 @@ static int oom_watch_setup_v2(OomWatch *w, GError **error)
 
 int oom_watch_new(pid_t pid, OomFn oom_cb, void *user_data, OomWatch **ret_watch, GError **error)
 {
-        struct statfs sfs;
-        if (statfs("/sys/fs/cgroup", &sfs) < 0)
-                return ctrmon_set_error_errno(error, errno, "Failed to statfs /sys/fs/cgroup");
-        bool v2 = sfs.f_type == CGROUP2_SUPER_MAGIC;
-
-        g_autofree char *proc_path = g_strdup_printf("/proc/%d/cgroup", (int) pid);
-        g_autofree char *content = NULL;
-        g_autoptr(GError) local = NULL;
-        if (!g_file_get_contents(proc_path, &content, NULL, &local))
-                return ctrmon_set_error(error, ENOENT, "%s", local->message);
-        g_autofree char *rel = oom_cgroup_path_from_proc(content, v2);
+        bool v2 = cgroup_host_is_unified();
+        g_autofree char *rel = cgroup_path_of_pid(pid, v2 ? NULL : "memory");
         if (!rel) {
                 *ret_watch = NULL;
                 return 0;

@@ -23,8 +23,5 @@ void oom_watch_free(OomWatch *watch);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(OomWatch, oom_watch_free)
 
 /* Pure helpers, unit-tested. */
-/* From /proc/PID/cgroup content: the v1 memory controller's path, or for
- * `v2` the "0::" path. NULL if absent. */
-char *oom_cgroup_path_from_proc(const char *proc_cgroup, bool v2);
 /* From memory.events content: the "oom" and "oom_kill" counters. */
 void oom_parse_memory_events(const char *content, guint64 *ret_oom, guint64 *ret_oom_kill);

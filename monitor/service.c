@@ -5,15 +5,14 @@
 #include "service.h"
 
 #include "bus.h"
+#include "cgroup-util.h"
 #include "control-methods.h"
 #include "diag.h"
 #include "runtime-shim.h"
 #include "ctrmon/error.h"
 
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -166,36 +165,11 @@ bool service_stderr_is_journal(void)
         return g_str_equal(stream, mine);
 }
 
-/* The mount of the unified hierarchy: /sys/fs/cgroup on a pure v2 host,
- * /sys/fs/cgroup/unified in the hybrid layout, NULL without one. */
-static const char *service_unified_root(void)
-{
-        struct statfs sfs;
-        if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
-                return "/sys/fs/cgroup";
-        if (statfs("/sys/fs/cgroup/unified", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
-                return "/sys/fs/cgroup/unified";
-        return NULL;
-}
-
-static char *service_unified_path(pid_t pid)
-{
-        g_autofree char *path = g_strdup_printf("/proc/%d/cgroup", (int) pid);
-        g_autofree char *content = NULL;
-        if (!g_file_get_contents(path, &content, NULL, NULL))
-                return NULL;
-        g_auto(GStrv) lines = g_strsplit(content, "\n", -1);
-        for (char **l = lines; *l; l++)
-                if (g_str_has_prefix(*l, "0::"))
-                        return g_strdup(*l + 3);
-        return NULL;
-}
-
 void service_keep_container_in_unit(CtrmonContext *ctx)
 {
-        const char *root = service_unified_root();
-        g_autofree char *own = service_unified_path(getpid());
-        g_autofree char *theirs = service_unified_path(ctx->container_pid);
+        const char *root = cgroup_unified_root();
+        g_autofree char *own = cgroup_path_of_pid(getpid(), NULL);
+        g_autofree char *theirs = cgroup_path_of_pid(ctx->container_pid, NULL);
         if (!root || !own || !theirs)
                 return;
         size_t n = strlen(own);

@@ -3,6 +3,7 @@
  * parentheses, and cgroup paths for v1 controllers and the unified
  * hierarchy. */
 #include "control-processes.h"
+#include "cgroup-util.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -92,18 +93,18 @@ START_TEST(test_cgroup_paths_v1_and_unified)
                            "3:cpu,cpuacct:/ctr/c\n"
                            "1:name=systemd:/x\n"
                            "0::/unified/d:with:colons\n";
-        char *p = control_proc_cgroup_path(text, "pids");
+        char *p = cgroup_path_from_proc(text, "pids");
         ck_assert_str_eq(p, "/ctr/a");
         free(p);
-        p = control_proc_cgroup_path(text, "cpuacct");
+        p = cgroup_path_from_proc(text, "cpuacct");
         ck_assert_str_eq(p, "/ctr/c");
         free(p);
-        p = control_proc_cgroup_path(text, NULL);
+        p = cgroup_path_from_proc(text, NULL);
         ck_assert_str_eq(p, "/unified/d:with:colons");
         free(p);
-        ck_assert_ptr_null(control_proc_cgroup_path(text, "cpu,cpuacct"));
-        ck_assert_ptr_null(control_proc_cgroup_path("4:memory:/m\n", NULL));
-        ck_assert_ptr_null(control_proc_cgroup_path("", "pids"));
+        ck_assert_ptr_null(cgroup_path_from_proc(text, "cpu,cpuacct"));
+        ck_assert_ptr_null(cgroup_path_from_proc("4:memory:/m\n", NULL));
+        ck_assert_ptr_null(cgroup_path_from_proc("", "pids"));
 }
 END_TEST
 

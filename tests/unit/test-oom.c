@@ -2,6 +2,7 @@
  * path (also in a combined hierarchy), the v2 "0::" path in hybrid layouts,
  * and memory.events counters. */
 #include "oom.h"
+#include "cgroup-util.h"
 #include "log-journald.h"
 
 #include <check.h>
@@ -17,29 +18,29 @@ static const char *hybrid =
 
 START_TEST(test_v1_memory_path_is_found_among_controllers)
 {
-        g_autofree char *p = oom_cgroup_path_from_proc(hybrid, false);
+        g_autofree char *p = cgroup_path_from_proc(hybrid, "memory");
         ck_assert_str_eq(p, "/machine/abc");
 }
 END_TEST
 
 START_TEST(test_v1_memory_in_combined_hierarchy)
 {
-        g_autofree char *p = oom_cgroup_path_from_proc("5:blkio,memory:/x/y\n", false);
+        g_autofree char *p = cgroup_path_from_proc("5:blkio,memory:/x/y\n", "memory");
         ck_assert_str_eq(p, "/x/y");
 }
 END_TEST
 
 START_TEST(test_v2_uses_only_the_zero_line)
 {
-        g_autofree char *p = oom_cgroup_path_from_proc(hybrid, true);
+        g_autofree char *p = cgroup_path_from_proc(hybrid, NULL);
         ck_assert_str_eq(p, "/machine/abc-unified");
 }
 END_TEST
 
 START_TEST(test_no_memory_controller_gives_null)
 {
-        ck_assert_ptr_null(oom_cgroup_path_from_proc("12:pids:/a\n", false));
-        ck_assert_ptr_null(oom_cgroup_path_from_proc("12:pids:/a\n", true));
+        ck_assert_ptr_null(cgroup_path_from_proc("12:pids:/a\n", "memory"));
+        ck_assert_ptr_null(cgroup_path_from_proc("12:pids:/a\n", NULL));
 }
 END_TEST
 
