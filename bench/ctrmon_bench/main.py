@@ -116,9 +116,9 @@ def interleave(res, prefix, cols, reps, fn, progress):
 
 
 def run(argv=None):
+    args, mons, only = parse_args(argv if argv is not None else sys.argv[1:])
     if os.geteuid() != 0:
         sys.exit("bench/run needs root (runc, cgroups): use sudo")
-    args, mons, only = parse_args(argv if argv is not None else sys.argv[1:])
     prof = Profile(args.quick)
     names = list(mons)
     t_begin = time.monotonic()

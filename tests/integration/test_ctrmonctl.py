@@ -61,6 +61,21 @@ def stop(m):
         m.wait_gone(timeout=15)
 
 
+def run_until_running(m, timeout=5):
+    """create + start, then wait until the monitor reports "running":
+    `runc start` returns a moment before the init has exec'd the command,
+    and until then the container is rightly still "created"."""
+    import time
+    pid = m.run()
+    deadline = time.monotonic() + timeout
+    while True:
+        p = ctl("--json", "status", target=api_socket(m))
+        if p.returncode == 0 and json.loads(p.stdout)["state"] == "running":
+            return pid
+        assert time.monotonic() < deadline, p.stdout
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def have_ctrmonctl():
     if not os.access(ctrmonctl_binary(), os.X_OK):
@@ -72,7 +87,7 @@ def have_ctrmonctl():
 
 def test_status_human_shows_state_and_pid(env):
     m = env.monitor(["sleep", "100"])
-    pid = m.run()
+    pid = run_until_running(m)
     p = ctl("status", target=m)
     assert p.returncode == 0, p.stderr
     out = p.stdout.decode()
@@ -85,7 +100,7 @@ def test_status_human_shows_state_and_pid(env):
 
 def test_status_json_is_the_raw_result_on_one_line(env):
     m = env.monitor(["sleep", "100"])
-    pid = m.run()
+    pid = run_until_running(m)
     p = ctl("--json", "status", target=api_socket(m))
     assert p.returncode == 0, p.stderr
     assert p.stdout.count(b"\n") == 1
