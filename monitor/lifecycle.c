@@ -674,11 +674,14 @@ static int lifecycle_report_exit(CtrmonContext *ctx)
         log_info("Container %d exited with status %d", (int) ctx->container_pid, status);
         service_notify(ctx, "STOPPING=1\nSTATUS=Container %s exited with status %d", o->cid, status);
 
-        lifecycle_remove_endpoints(ctx);
         lifecycle_close_inherited_fds(ctx);
 
+        /* The exit files first: engines wait for them, and removing sockets
+         * and FIFOs can wait until they exist. */
         g_autoptr(GError) error = NULL;
-        if (exit_report_write_status(o->exit_dir, o->persist_dir, o->cid, status, &error) < 0) {
+        int written = exit_report_write_status(o->exit_dir, o->persist_dir, o->cid, status, &error);
+        lifecycle_remove_endpoints(ctx);
+        if (written < 0) {
                 log_error("%s", error->message);
                 return 1;
         }

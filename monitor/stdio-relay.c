@@ -48,7 +48,9 @@ struct StdioRelay {
         bool dispatching;
 
         StdioStats stats;
-        char buf[STDIO_READ_MAX];
+        /* Not zeroed and not inside the (zeroed) struct: pages nobody
+         * writes are never backed, so a quiet container costs no 64 KiB. */
+        char *buf;
 };
 
 static int stdio_pipe_pair(int *ret_read, int *ret_write, GError **error)
@@ -130,6 +132,7 @@ void stdio_pipes_close(StdioPipes *p)
 StdioRelay *stdio_relay_new(GPtrArray *sinks, void (*eof_cb)(void *user_data), void *user_data)
 {
         StdioRelay *r = g_new0(StdioRelay, 1);
+        r->buf = g_malloc(STDIO_READ_MAX);
         r->sinks = sinks;
         r->eof_cb = eof_cb;
         r->user_data = user_data;
@@ -225,7 +228,7 @@ static void stdio_output_close(StdioRelay *r, StdioOutput *o)
 /* Read once from `o`. Returns true if more may follow right away. */
 static bool stdio_output_read(StdioRelay *r, StdioOutput *o)
 {
-        ssize_t n = read(o->fd, r->buf, sizeof r->buf);
+        ssize_t n = read(o->fd, r->buf, STDIO_READ_MAX);
         if (n > 0) {
                 int i = o->stream == CTRMON_STREAM_STDERR ? 1 : 0;
                 r->stats.bytes[i] += (uint64_t) n;
@@ -382,5 +385,6 @@ void stdio_relay_free(StdioRelay *r)
         g_byte_array_unref(r->stdin_pending);
         if (r->listeners)
                 g_array_unref(r->listeners);
+        g_free(r->buf);
         g_free(r);
 }
