@@ -90,7 +90,7 @@ int control_parse_request(const char *line, size_t len, char **ret_method, json_
 
         int code = 0;
         const char *message = NULL;
-        json_object *v;
+        json_object *v = NULL;
         if (!json_object_is_type(req, json_type_object)) {
                 code = CTRMON_CONTROL_ERROR_INVALID_REQUEST;
                 message = "Invalid request: not a JSON object";

@@ -283,7 +283,7 @@ void control_method_attach(ControlCall *call, json_object *params, void *user_da
 {
         CtrmonContext *ctx = user_data;
         const char *spec = CONTROL_ATTACH_DEFAULT_KEYS;
-        json_object *v;
+        json_object *v = NULL;
         if (json_object_object_get_ex(params, "detach_keys", &v) && v) {
                 if (!json_object_is_type(v, json_type_string)) {
                         control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS,

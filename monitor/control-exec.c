@@ -472,7 +472,7 @@ static GPtrArray *control_exec_strings(json_object *v)
 
 static bool control_exec_get_int(json_object *params, const char *key, gint64 min, gint64 max, gint64 *ret)
 {
-        json_object *v;
+        json_object *v = NULL;
         if (!json_object_object_get_ex(params, key, &v) || !v)
                 return true;
         if (!json_object_is_type(v, json_type_int))
@@ -486,7 +486,7 @@ static bool control_exec_get_int(json_object *params, const char *key, gint64 mi
 
 static const char *control_exec_parse_params(json_object *params, ControlExecParams *p)
 {
-        json_object *v;
+        json_object *v = NULL;
         if (!json_object_object_get_ex(params, "command", &v) || !(p->args = control_exec_strings(v)) ||
             p->args->len < 2)
                 return "Parameter \"command\" must be a non-empty array of strings";

@@ -274,8 +274,8 @@ static void control_log_follower_poll(LogFollower *f)
         if (stat(f->path, &st) < 0)
                 return; /* between a rename and the new file: next time */
         if (st.st_dev != f->dev || st.st_ino != f->ino) {
-                dev_t dev;
-                ino_t ino;
+                dev_t dev = 0;
+                ino_t ino = 0;
                 int fd = control_log_open(f->path, &dev, &ino);
                 if (fd < 0)
                         return;
@@ -342,7 +342,7 @@ void control_logs_teardown(CtrmonContext *ctx)
 static bool control_logs_params(ControlCall *call, json_object *params, gint64 *ret_tail, bool *ret_follow,
                                 CtrmonStream *ret_only)
 {
-        json_object *v;
+        json_object *v = NULL;
         *ret_tail = -1;
         *ret_follow = false;
         *ret_only = 0;
@@ -392,8 +392,8 @@ void control_method_logs(ControlCall *call, json_object *params, void *user_data
                 return;
         }
 
-        dev_t dev;
-        ino_t ino;
+        dev_t dev = 0;
+        ino_t ino = 0;
         int fd = control_log_open(o->log.k8s_path, &dev, &ino);
         if (fd < 0) {
                 control_call_error(call, CTRMON_CONTROL_ERROR_FAILED, "Failed to open %s: %s", o->log.k8s_path,

@@ -109,7 +109,7 @@ static bool control_require_running(CtrmonContext *ctx, ControlCall *call)
 static bool control_get_int(ControlCall *call, json_object *params, const char *key, bool required, int min,
                             int max, int *ret)
 {
-        json_object *v;
+        json_object *v = NULL;
         if (!json_object_object_get_ex(params, key, &v) || !v) {
                 if (required)
                         control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS, "Missing parameter \"%s\"", key);
@@ -292,7 +292,7 @@ static void control_method_kill(ControlCall *call, json_object *params, void *us
 {
         CtrmonContext *ctx = user_data;
         int signo = SIGTERM;
-        json_object *v;
+        json_object *v = NULL;
         if (json_object_object_get_ex(params, "signal", &v) && v && (signo = control_parse_signal(v)) < 0) {
                 control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS,
                                    "Parameter \"signal\" must be a signal number or name such as \"TERM\"");

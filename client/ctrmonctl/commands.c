@@ -35,7 +35,7 @@ static const char *ctl_str_or(const char *s, const char *fallback)
 static void ctl_print_status(const CtrmonStatus *st)
 {
         json_object *o = json_tokener_parse(st->json);
-        json_object *v;
+        json_object *v = NULL;
         printf("ID:          %s\n", ctl_str_or(st->id, "-"));
         if (st->name)
                 printf("Name:        %s\n", st->name);
@@ -118,7 +118,7 @@ int ctl_cmd_wait(Ctl *ctl, int argc, char **argv)
                 return r;
         }
         json_object *o = json_tokener_parse(json);
-        json_object *v;
+        json_object *v = NULL;
         int code = o && json_object_object_get_ex(o, "exit_code", &v) ? json_object_get_int(v) : -1;
         if (ctl->json)
                 ctl_print_json(json, false);

@@ -10,14 +10,14 @@
 
 static int64_t ps_int(json_object *o, const char *key)
 {
-        json_object *v;
+        json_object *v = NULL;
         return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int) ? json_object_get_int64(v)
                                                                                               : -1;
 }
 
 static const char *ps_str(json_object *o, const char *key, const char *fallback)
 {
-        json_object *v;
+        json_object *v = NULL;
         return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
                        ? json_object_get_string(v)
                        : fallback;
@@ -72,7 +72,7 @@ int ctl_cmd_ps(Ctl *ctl, int argc, char **argv)
         }
         json_object *o = json_tokener_parse(json);
         free(json);
-        json_object *v;
+        json_object *v = NULL;
 
         printf("%9s %8s %6s %-3s %s\n", "HOST PID", "CTR PID", "UID", "S", "COMMAND");
         if (json_object_object_get_ex(o, "processes", &v) && json_object_is_type(v, json_type_array))

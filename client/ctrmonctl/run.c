@@ -80,7 +80,7 @@ static int run_read_sync(int fd, long *ret_pid, char **ret_message)
         }
         buf[len] = '\0';
         json_object *o = json_tokener_parse(buf);
-        json_object *v;
+        json_object *v = NULL;
         if (!o || !(json_object_object_get_ex(o, "pid", &v) || json_object_object_get_ex(o, "data", &v))) {
                 json_object_put(o);
                 return -EBADMSG;

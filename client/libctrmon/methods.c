@@ -43,7 +43,7 @@ static int methods_call(CtrmonClient *c, const char *method, json_object *params
 
 static char *methods_dup_string(json_object *o, const char *key)
 {
-        json_object *v;
+        json_object *v = NULL;
         if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
                 return NULL;
         return strdup(json_object_get_string(v));
@@ -51,7 +51,7 @@ static char *methods_dup_string(json_object *o, const char *key)
 
 static const char *methods_get_string(json_object *o, const char *key)
 {
-        json_object *v;
+        json_object *v = NULL;
         if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
                 return NULL;
         return json_object_get_string(v);
@@ -59,7 +59,7 @@ static const char *methods_get_string(json_object *o, const char *key)
 
 static int64_t methods_get_int(json_object *o, const char *key, int64_t fallback)
 {
-        json_object *v;
+        json_object *v = NULL;
         if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
                 return fallback;
         return json_object_get_int64(v);
@@ -67,7 +67,7 @@ static int64_t methods_get_int(json_object *o, const char *key, int64_t fallback
 
 static bool methods_get_bool(json_object *o, const char *key)
 {
-        json_object *v;
+        json_object *v = NULL;
         return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
 }
 
@@ -102,7 +102,7 @@ int ctrmon_client_status(CtrmonClient *c, CtrmonStatus *ret)
         int r = methods_call(c, CTRMON_METHOD_STATUS, NULL, false, &o, &text);
         if (r < 0)
                 return r;
-        json_object *v;
+        json_object *v = NULL;
         bool exited = json_object_object_get_ex(o, "exit_code", &v) && json_object_is_type(v, json_type_int);
         *ret = (CtrmonStatus) {
                 .id = methods_dup_string(o, "id"),
@@ -194,7 +194,7 @@ int ctrmon_client_processes(CtrmonClient *c, char **ret_json)
 /* Output as the monitor sent it: "<key>" as text or "<key>_base64". */
 static int methods_dup_bytes(json_object *o, const char *key, char **ret, size_t *ret_len)
 {
-        json_object *v;
+        json_object *v = NULL;
         char b64_key[64];
         snprintf(b64_key, sizeof b64_key, "%s_base64", key);
         if (json_object_object_get_ex(o, b64_key, &v) && json_object_is_type(v, json_type_string))
@@ -293,7 +293,7 @@ static void methods_deliver_log(LogsState *st, json_object *entry)
                 return;
         const char *text = NULL;
         size_t text_len = 0;
-        json_object *v;
+        json_object *v = NULL;
         if (json_object_object_get_ex(entry, "text", &v) && json_object_is_type(v, json_type_string)) {
                 text = json_object_get_string(v);
                 text_len = (size_t) json_object_get_string_len(v);
@@ -313,7 +313,7 @@ static void methods_deliver_log(LogsState *st, json_object *entry)
  * which is one entry. */
 static json_object *methods_log_entries(json_object *o)
 {
-        json_object *v;
+        json_object *v = NULL;
         if (json_object_object_get_ex(o, "lines", &v) && json_object_is_type(v, json_type_array))
                 return v;
         return NULL;
