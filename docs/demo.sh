@@ -38,7 +38,7 @@ path = f"{work}/bundle/config.json"
 c = json.load(open(path))
 c["root"] = {"path": f"{work}/rootfs", "readonly": True}
 c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c", "echo hello from a container under ctrmon; echo to stderr >&2; sleep 2; exit 3"]
+c["process"]["args"] = ["sh", "-c", "echo hello from a container under ctrmon; echo to stderr >&2; sleep 3; exit 3"]
 json.dump(c, open(path, "w"), indent=1)
 PY
 
@@ -52,6 +52,8 @@ runc --root "$runc_root" start "$cid"
 pid=$(cat "$work/bundle/pidfile")
 echo "== ctrmon (pid $(cat "$work/ctrmon.pid")) holds the container's PID 1 (pid $pid):"
 pstree -p -s "$pid"
+echo "== ctrmonctl -b BUNDLE status (the control API):"
+"$top/build/client/ctrmonctl/ctrmonctl" -b "$work/bundle" status
 for _ in $(seq 100); do [ -f "$work/exits/$cid" ] && break; sleep 0.1; done
 echo "== the container's log ($work/ctr.log, k8s-file format):"
 cat "$work/ctr.log"

@@ -145,6 +145,8 @@ void context_free(CtrmonContext *ctx)
                 g_source_remove(ctx->started_poll_id);
         if (ctx->timeout_id)
                 g_source_remove(ctx->timeout_id);
+        if (ctx->runtime_timeout_id)
+                g_source_remove(ctx->runtime_timeout_id);
         if (ctx->liveness_id)
                 g_source_remove(ctx->liveness_id);
         stdio_relay_free(ctx->relay);

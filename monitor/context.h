@@ -98,6 +98,8 @@ typedef struct {
         char *container_scope;
 
         guint timeout_id;
+        guint runtime_timeout_id;       /* --runtime-timeout, RUNTIME phase only */
+        bool runtime_timed_out;
         guint liveness_id;              /* polls a container that is not our child */
         bool timed_out;
 } CtrmonContext;

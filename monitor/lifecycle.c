@@ -30,6 +30,9 @@
 #define LIFECYCLE_KILL_GRACE_MS 5000
 /* How long queued attach output may take to reach clients at exit. */
 #define LIFECYCLE_ATTACH_FLUSH_MS 500
+/* After --runtime-timeout: how long the killed runtime and what it started
+ * may take to be reaped. */
+#define LIFECYCLE_RUNTIME_REAP_MS 5000
 
 /* ---------------------------------------------------------------- start-up */
 
@@ -366,6 +369,17 @@ static gboolean lifecycle_liveness_cb(gpointer user_data)
         return G_SOURCE_CONTINUE;
 }
 
+static gboolean lifecycle_runtime_timeout_cb(gpointer user_data)
+{
+        CtrmonContext *ctx = user_data;
+        ctx->runtime_timeout_id = 0;
+        if (ctx->runtime_exited)
+                return G_SOURCE_REMOVE;
+        ctx->runtime_timed_out = true;
+        g_main_loop_quit(ctx->loop);
+        return G_SOURCE_REMOVE;
+}
+
 /* ------------------------------------------------------------- set-up */
 
 static int lifecycle_prepare(CtrmonContext *ctx, GError **error)
@@ -514,6 +528,86 @@ static char *lifecycle_read_runtime_error(CtrmonContext *ctx)
         return g_strndup(buf, (gsize) n);
 }
 
+/* The pids whose parent is `parent`, from /proc. */
+static GArray *lifecycle_children_of(pid_t parent)
+{
+        GArray *out = g_array_new(FALSE, FALSE, sizeof(pid_t));
+        DIR *dir = opendir("/proc");
+        if (!dir)
+                return out;
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+                if (!g_ascii_isdigit(de->d_name[0]))
+                        continue;
+                char path[64], buf[512];
+                g_snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                ssize_t n = read(fd, buf, sizeof buf - 1);
+                close(fd);
+                if (n <= 0)
+                        continue;
+                buf[n] = '\0';
+                /* "pid (comm) state ppid ...": comm may hold anything. */
+                char *end = strrchr(buf, ')');
+                char state;
+                int ppid;
+                if (end && sscanf(end + 1, " %c %d", &state, &ppid) == 2 && ppid == parent) {
+                        pid_t pid = atoi(de->d_name);
+                        g_array_append_val(out, pid);
+                }
+        }
+        closedir(dir);
+        return out;
+}
+
+/* SIGKILL pid and everything below it (a snapshot, children first found
+ * are killed last so that they cannot fork more from a dead parent). */
+static void lifecycle_kill_tree(pid_t pid, int depth)
+{
+        g_autoptr(GArray) kids = lifecycle_children_of(pid);
+        kill(pid, SIGKILL);
+        for (guint i = 0; depth < 64 && i < kids->len; i++)
+                lifecycle_kill_tree(g_array_index(kids, pid_t, i), depth + 1);
+}
+
+/* --runtime-timeout expired: kill the runtime, whatever it started (the
+ * container init it may have forked, found through the pidfile or as an
+ * orphan the subreaper adopted) and reap it all, bounded. */
+static void lifecycle_kill_runtime(CtrmonContext *ctx)
+{
+        lifecycle_kill_tree(ctx->runtime_pid, 0);
+        pid_t pid = 0;
+        if (runtime_read_pidfile(ctx->opts->container_pidfile, &pid, NULL) == 0 && pid > 1)
+                kill(pid, SIGKILL);
+
+        gint64 deadline = g_get_monotonic_time() + LIFECYCLE_RUNTIME_REAP_MS * 1000;
+        while (g_get_monotonic_time() < deadline) {
+                /* Orphans of the killed processes are now ours: kill them
+                 * too, until no child is left. */
+                g_autoptr(GArray) kids = lifecycle_children_of(getpid());
+                for (guint i = 0; i < kids->len; i++)
+                        lifecycle_kill_tree(g_array_index(kids, pid_t, i), 0);
+                int wstatus;
+                pid_t reaped;
+                while ((reaped = waitpid(-1, &wstatus, WNOHANG)) > 0)
+                        if (reaped == ctx->runtime_pid) {
+                                ctx->runtime_exited = true;
+                                ctx->runtime_wstatus = wstatus;
+                        }
+                if (reaped < 0 && errno == ECHILD)
+                        return;
+                g_usleep(10000);
+        }
+        log_warning("Processes of the runtime were still alive %d ms after SIGKILL", LIFECYCLE_RUNTIME_REAP_MS);
+}
+
+static const char *lifecycle_runtime_action(const CtrmonOptions *o)
+{
+        return o->exec ? "exec" : o->restore_path ? "restore" : "create";
+}
+
 /* Phase RUNTIME -> RUNNING. Returns 0 when the container runs, or -1 after
  * reporting a failure on the sync pipe. */
 static int lifecycle_await_runtime(CtrmonContext *ctx)
@@ -523,8 +617,24 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
         ctx->phase = CTRMON_PHASE_RUNTIME;
         /* A runtime that exited before the loop started is found here. */
         signals_dispatch_pending(ctx->signals);
-        if (!ctx->runtime_exited)
+        if (!ctx->runtime_exited) {
+                if (o->runtime_timeout > 0)
+                        ctx->runtime_timeout_id = g_timeout_add_seconds_full(
+                                G_PRIORITY_DEFAULT, (guint) o->runtime_timeout, lifecycle_runtime_timeout_cb, ctx, NULL);
                 g_main_loop_run(ctx->loop);
+                if (ctx->runtime_timeout_id) {
+                        g_source_remove(ctx->runtime_timeout_id);
+                        ctx->runtime_timeout_id = 0;
+                }
+        }
+        if (ctx->runtime_timed_out) {
+                g_autofree char *message = g_strdup_printf("runtime did not finish %s within %d s",
+                                                           lifecycle_runtime_action(o), o->runtime_timeout);
+                log_error("%s: killing it", message);
+                lifecycle_kill_runtime(ctx);
+                lifecycle_report_failure(ctx, message);
+                return -1;
+        }
 
         int wstatus = ctx->runtime_wstatus;
         bool runtime_ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;

@@ -22,6 +22,9 @@
 #define OPTIONS_JOURNALD_SHORT_ID_LEN 12
 /* ctrmon hardening: ids become file and socket names. */
 #define OPTIONS_ID_MAX_LEN 1024
+/* --runtime-timeout: default, and the largest value (ms must fit a guint). */
+#define OPTIONS_RUNTIME_TIMEOUT_DEFAULT 300
+#define OPTIONS_RUNTIME_TIMEOUT_MAX 2000000
 
 /* Everything GOption writes into while parsing. GOption stores G_OPTION_ARG_NONE
  * as a gboolean (an int), so flags cannot point at CtrmonOptions' `bool`s;
@@ -126,6 +129,9 @@ static GOptionContext *options_context_new(OptionsParse *p)
                       "Restore the container from this checkpoint image directory (runtime restore)", "DIR"),
                 OPT_F("replace-listen-pid", 0, &p->replace_listen_pid,
                       "Always rewrite LISTEN_PID in the runtime environment"),
+                { "runtime-timeout", 0, 0, G_OPTION_ARG_INT, &o->runtime_timeout,
+                  "Kill the runtime (and what it started) if create, restore or exec has not returned after this "
+                  "many seconds; report a failure (default: 300; 0: wait forever)", "SECONDS" },
 
                 /* exec */
                 OPT_F("exec", 'e', &p->exec,
@@ -541,19 +547,37 @@ static int options_validate(CtrmonOptions *o, OptionsParse *p, GError **error)
                 return ctrmon_set_error(error, EINVAL,
                                         "[conmon:e]: Delay before invoking exit command must be greater than or equal to 0");
 
-        /* 15 */
+        /* 15. Whether the k8s-file log exists before: a refused id must
+         * not leave a log file behind (below). */
+        bool log_existed = false;
+        for (char **l = p->log_paths; l && *l; l++) {
+                CtrmonLogConfig probe = { .k8s_fd = -1 };
+                if (options_parse_log_spec(*l, &probe, NULL) == 0 && probe.k8s_file)
+                        log_existed = access(probe.k8s_path, F_OK) == 0;
+                g_free(probe.k8s_path);
+        }
         r = options_configure_log_drivers(o, p->log_paths, error);
         if (r < 0)
                 return r;
 
         /* ctrmon's own checks come after every check conmon makes, so that
-         * conmon's first-failure-wins order holds for all of those. */
+         * conmon's first-failure-wins order holds for all of those. An id
+         * they refuse creates nothing: the log file step 15 created goes. */
         r = options_check_id(o->cid, "container ID", error);
-        if (r < 0)
+        if (r >= 0)
+                r = options_check_id(o->cuuid, "container UUID", error);
+        if (r < 0) {
+                if (o->log.k8s_fd >= 0 && !log_existed) {
+                        ctrmon_close_fd(&o->log.k8s_fd);
+                        unlink(o->log.k8s_path);
+                }
                 return r;
-        r = options_check_id(o->cuuid, "container UUID", error);
-        if (r < 0)
-                return r;
+        }
+
+        if (o->runtime_timeout < 0 || o->runtime_timeout > OPTIONS_RUNTIME_TIMEOUT_MAX)
+                return ctrmon_set_error(error, EINVAL,
+                                        "[conmon:e]: --runtime-timeout must be between 0 and %d seconds, not %d",
+                                        OPTIONS_RUNTIME_TIMEOUT_MAX, o->runtime_timeout);
 
         r = options_check_systemd(o, error);
         if (r < 0)
@@ -600,6 +624,7 @@ static CtrmonOptions *options_new(void)
         o->log_global_size_max = -1;
         o->log_max_files = 1;
         o->log_level = CTRMON_LOG_LEVEL_WARNING;
+        o->runtime_timeout = OPTIONS_RUNTIME_TIMEOUT_DEFAULT;
         return o;
 }
 

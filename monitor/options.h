@@ -69,6 +69,7 @@ typedef struct {
         char **exit_command_args;
         int exit_delay;
         int timeout;             /* -T seconds, <= 0 never                 */
+        int runtime_timeout;     /* --runtime-timeout seconds, 0 never     */
         bool no_sync_log;
 
         /* logging */
