@@ -5,7 +5,8 @@ import json
 import os
 import subprocess
 
-import pytest
+
+from ctrmon_sd import monitor_binary, out  # noqa: F401 (re-exported)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -14,27 +15,9 @@ MONITOR_RUNS = os.path.join(HERE, "monitor_runs.py")
 PYTHON = "/usr/bin/python3"
 
 
-def monitor_binary():
-    """$CTRMON_BIN (must exist when set), else a build next to the tree, else skip."""
-    env = os.environ.get("CTRMON_BIN")
-    if env:
-        if not os.access(env, os.X_OK):
-            pytest.fail(f"CTRMON_BIN={env} does not exist or is not executable")
-        return os.path.abspath(env)
-    for cand in (os.path.join(REPO, "build", "monitor", "ctrmon"),
-                 "/tmp/build-lead/monitor/ctrmon"):
-        if os.access(cand, os.X_OK):
-            return cand
-    pytest.skip("no monitor binary (set CTRMON_BIN)")
-
-
 def make_rootfs(path):
     subprocess.run(["sh", MAKE_ROOTFS, str(path)], check=True, timeout=60)
     return str(path)
-
-
-def out(p):
-    return f"rc={p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
 
 
 def monitor_runs(sandbox, monitor, rootfs, workdir, runs, timeout=120):

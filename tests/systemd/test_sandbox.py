@@ -9,28 +9,14 @@ import subprocess
 import time
 import uuid
 
-import pytest
 
 from ctrtest_systemd import SystemdSandbox
+from ctrmon_sd import monitor_binary, out, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 MAKE_ROOTFS = os.path.join(REPO, "tests", "lib", "make-rootfs.sh")
 PYTHON = "/usr/bin/python3"
-
-
-def wait_for(fn, timeout, interval=0.1):
-    """fn()'s first truthy result within TIMEOUT seconds, else the last one."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = fn()
-        if r or time.monotonic() > deadline:
-            return r
-        time.sleep(interval)
-
-
-def out(p):
-    return f"rc={p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
 
 
 def proc_start(pid):
@@ -204,22 +190,10 @@ def test_down_leaves_nothing_behind(test_user):
     assert sb.status()["state"] == "down"
 
 
-def _monitor_binary():
-    """$CTRMON_BIN (must exist when set), else the lead's build, else skip."""
-    env = os.environ.get("CTRMON_BIN")
-    if env:
-        if not os.access(env, os.X_OK):
-            pytest.fail(f"CTRMON_BIN={env} does not exist or is not executable")
-        return os.path.abspath(env)
-    for cand in (os.path.join(REPO, "build", "monitor", "ctrmon"),
-                 "/tmp/build-lead/monitor/ctrmon"):
-        if os.access(cand, os.X_OK):
-            return cand
-    pytest.skip("no monitor binary (set CTRMON_BIN)")
 
 
 def test_monitor_journald_driver_fields(systemd_sandbox, tmp_path):
-    monitor = _monitor_binary()
+    monitor = monitor_binary()
     rootfs = tmp_path / "rootfs"
     subprocess.run(["sh", MAKE_ROOTFS, str(rootfs)], check=True, timeout=60)
     cid = "ctrmonprobe" + uuid.uuid4().hex  # > 12 chars, unique 12-char prefix
