@@ -1,6 +1,7 @@
 # bash completion for ctrmonctl(1): global options, commands and each
 # command's options (the same tables as client/ctrmonctl/*.c; keep in step).
 # Installed into bash-completion's completionsdir, loaded on first use.
+# shellcheck disable=SC2207  # COMPREPLY=($(compgen ...)) is the completion idiom
 
 _ctrmonctl_signals()
 {

@@ -11,9 +11,10 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/ctrmon-deb.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/ctrmon" "$out"
-tar -C "$repo" --exclude=./.git --exclude='./build*' --exclude=__pycache__ -cf - . |
+tar -C "$repo" --exclude=./.git --exclude='./build*' --exclude='./obj-*' --exclude=./debian/.debhelper \
+	--exclude=./debian/tmp --exclude=__pycache__ -cf - . |
 	tar -C "$work/ctrmon" -xf -
 cd "$work/ctrmon"
-DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -us -uc -b
+DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -us -uc -b
 mv "$work"/*.deb "$out"/
 ls "$out"

@@ -3,12 +3,10 @@ hanging runtimes, bad bundles, orphan storms, signals to the daemon, log
 files that disappear or cannot be written, misbehaving clients, and the
 monitor itself being SIGKILLed."""
 import errno
-import json
 import os
 import re
 import signal
 import socket
-import stat
 import subprocess
 import time
 
@@ -103,7 +101,6 @@ def test_hanging_runtime_is_killed_after_runtime_timeout(env):
         runtime = int(f.read())
     assert procs.is_gone(init) and procs.is_gone(runtime)
     assert m.stray_processes() == []
-    assert procs.children(m.popen.pid) == []
     # No socket or FIFO, no exit file.
     for name in ("attach", "ctl", "winsz", "ctrmon"):
         assert not os.path.lexists(m.bundle.file(name)) or \
@@ -368,8 +365,9 @@ def _attach_sock(m):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     dirfd = os.open(m.bundle.path, os.O_PATH | os.O_DIRECTORY)
     try:
-        s.settimeout(5)
+        # Blocking: a full backlog makes a non-blocking connect EAGAIN.
         s.connect(f"/proc/self/fd/{dirfd}/attach")
+        s.settimeout(5)
     finally:
         os.close(dirfd)
     return s
@@ -400,7 +398,10 @@ def _largest_seqpacket_send(s):
 
 
 def test_misbehaving_attach_and_api_clients_leave_monitor_serving(env):
-    m = env.monitor(["sh", "-c", "while :; do echo tick; sleep 0.1; done"])
+    # -i, and the container drains its stdin: attach input flows.
+    m = env.monitor(["sh", "-c", "cat >/dev/null & "
+                     "while :; do echo tick; sleep 0.1; done"],
+                    stdin=True, extra_args=["--leave-stdin-open"])
     m.run()
     m.wait_log_contains(b"tick\n")
     api = api_socket_path(m.bundle.path)
