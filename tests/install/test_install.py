@@ -120,7 +120,9 @@ def test_library_links_headers_and_pkgconfig(dest):
 
 
 def test_units_in_systemds_dirs_run_the_installed_monitor(dest):
-    system_dir = (_pkg_var("systemd", "systemdsystemunitdir", "prefix=/usr")
+    # systemd.pc roots system units at ${root_prefix}; the build defines it
+    # as the install prefix (systemd/meson.build), so they follow --prefix.
+    system_dir = (_pkg_var("systemd", "systemdsystemunitdir", "root_prefix=/usr")
                   or "/usr/lib/systemd/system")
     user_dir = (_pkg_var("systemd", "systemduserunitdir", "prefix=/usr")
                 or "/usr/lib/systemd/user")
