@@ -362,6 +362,28 @@ def _fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def _fd_table(pid):
+    out = {}
+    for n in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(n)] = os.readlink(f"/proc/{pid}/fd/{n}")
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def _settled_fd_count(pid):
+    """The fd count once it has not changed for 0.3 s (a client that just
+    hung up may still be being closed)."""
+    last, since = _fd_count(pid), time.monotonic()
+    while time.monotonic() - since < 0.3:
+        time.sleep(0.05)
+        now = _fd_count(pid)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 def _attach_sock(m):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     dirfd = os.open(m.bundle.path, os.O_PATH | os.O_DIRECTORY)
@@ -408,7 +430,8 @@ def test_misbehaving_attach_and_api_clients_leave_monitor_serving(env):
     api = api_socket_path(m.bundle.path)
     with ControlClient(api) as c:   # the control API's own fds exist now
         c.call("status")
-    start = _fd_count(m.daemon_pid)
+    start = _settled_fd_count(m.daemon_pid)
+    start_table = _fd_table(m.daemon_pid)
 
     # connect and vanish, half-close, largest record, 1000 connects.
     for _ in range(20):
@@ -451,8 +474,12 @@ def test_misbehaving_attach_and_api_clients_leave_monitor_serving(env):
     with m.attach() as cl:
         assert cl.read_until(lambda c: b"tick\n" in c.data(), 5)
     # ... and every descriptor of those clients is closed.
-    wait_for(lambda: _fd_count(m.daemon_pid) == start, 10,
-             f"fd count back to {start} (now {_fd_count(m.daemon_pid)})")
+    try:
+        wait_for(lambda: _fd_count(m.daemon_pid) == start, 10,
+                 f"fd count back to {start}")
+    except AssertionError:
+        raise AssertionError(f"fds before {start_table}, "
+                             f"after {_fd_table(m.daemon_pid)}")
     env.runc.kill(m.cid, "KILL")
     assert m.wait_exit_file(15) == "137"
     m.assert_clean_exit()
