@@ -15,7 +15,6 @@ CtrmonContext *context_new(const CtrmonOptions *opts)
 {
         CtrmonContext *ctx = g_new0(CtrmonContext, 1);
         ctx->opts = opts;
-        ctx->loop = g_main_loop_new(NULL, FALSE);
         ctx->sync.fd = -1;
         ctx->sync.key = sync_pipe_key(opts->api_version_1, opts->exec);
         ctx->start_pipe_fd = -1;
@@ -183,6 +182,5 @@ void context_free(CtrmonContext *ctx)
         g_free(ctx->api_path);
         if (ctx->waiters)
                 g_ptr_array_unref(ctx->waiters);
-        g_main_loop_unref(ctx->loop);
         g_free(ctx);
 }

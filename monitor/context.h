@@ -31,7 +31,6 @@ typedef void (*ContextChildFn)(pid_t pid, int wstatus, void *user_data);
 
 typedef struct {
         const CtrmonOptions *opts;
-        GMainLoop *loop;
         CtrmonPhase phase;
 
         /* caller pipes (spec §3) */
@@ -102,6 +101,7 @@ typedef struct {
         bool runtime_timed_out;
         guint liveness_id;              /* polls a container that is not our child */
         bool timed_out;
+        bool kill_grace_expired;        /* killed on timeout, yet not reaped */
 } CtrmonContext;
 
 CtrmonContext *context_new(const CtrmonOptions *opts);

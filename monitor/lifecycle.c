@@ -170,19 +170,23 @@ static void lifecycle_report_failure(CtrmonContext *ctx, const char *message)
 
 /* ------------------------------------------------------------- callbacks */
 
-static void lifecycle_check_done(CtrmonContext *ctx)
+/* The loop runs until this holds. Callbacks only record what happened;
+ * after every main-loop turn this decides (no quit-before-run races). */
+static bool lifecycle_is_done(CtrmonContext *ctx)
 {
         const CtrmonOptions *o = ctx->opts;
-        if (ctx->phase != CTRMON_PHASE_RUNNING || !ctx->container_exited)
-                return;
+        if (ctx->kill_grace_expired)
+                return true;
+        if (!ctx->container_exited)
+                return false;
         /* An exec'd process without a terminal is done when its output is,
          * too: it may have written its last bytes just before exiting. */
         if (o->exec && !o->terminal && ctx->relay && stdio_relay_outputs_open(ctx->relay) && !ctx->timed_out)
-                return;
+                return false;
         /* With a terminal, `runtime exec` may still be attached to it. */
         if (o->exec && o->api_version_1 && o->terminal && !ctx->runtime_exited && !ctx->timed_out)
-                return;
-        g_main_loop_quit(ctx->loop);
+                return false;
+        return true;
 }
 
 static void lifecycle_container_exited(CtrmonContext *ctx, int wstatus)
@@ -193,7 +197,6 @@ static void lifecycle_container_exited(CtrmonContext *ctx, int wstatus)
                 g_source_remove(ctx->liveness_id);
                 ctx->liveness_id = 0;
         }
-        lifecycle_check_done(ctx);
 }
 
 static void lifecycle_child_exited_cb(pid_t pid, int wstatus, void *user_data)
@@ -207,8 +210,6 @@ static void lifecycle_child_exited_cb(pid_t pid, int wstatus, void *user_data)
         if (pid == ctx->runtime_pid) {
                 ctx->runtime_exited = true;
                 ctx->runtime_wstatus = wstatus;
-                if (ctx->phase == CTRMON_PHASE_RUNTIME)
-                        g_main_loop_quit(ctx->loop);
         }
         if (ctx->container_pid > 0 && pid == ctx->container_pid) {
                 lifecycle_container_exited(ctx, wstatus);
@@ -222,7 +223,6 @@ static void lifecycle_child_exited_cb(pid_t pid, int wstatus, void *user_data)
         }
         if (pid != ctx->runtime_pid)
                 log_debug("Reaped orphan %d", (int) pid);
-        lifecycle_check_done(ctx);
 }
 
 static void lifecycle_forward_signal(CtrmonContext *ctx, int signo)
@@ -313,11 +313,6 @@ static void lifecycle_console_ready_cb(int master_fd, void *user_data)
                 log_warning("%s, ignoring", error->message);
 }
 
-static void lifecycle_outputs_eof_cb(void *user_data)
-{
-        lifecycle_check_done(user_data);
-}
-
 static void lifecycle_oom_cb(void *user_data)
 {
         CtrmonContext *ctx = user_data;
@@ -334,7 +329,7 @@ static gboolean lifecycle_kill_grace_cb(gpointer user_data)
         CtrmonContext *ctx = user_data;
         ctx->timeout_id = 0;
         log_warning("The container did not die within %d ms of SIGKILL", LIFECYCLE_KILL_GRACE_MS);
-        g_main_loop_quit(ctx->loop);
+        ctx->kill_grace_expired = true;
         return G_SOURCE_REMOVE;
 }
 
@@ -376,7 +371,6 @@ static gboolean lifecycle_runtime_timeout_cb(gpointer user_data)
         if (ctx->runtime_exited)
                 return G_SOURCE_REMOVE;
         ctx->runtime_timed_out = true;
-        g_main_loop_quit(ctx->loop);
         return G_SOURCE_REMOVE;
 }
 
@@ -407,7 +401,7 @@ static int lifecycle_prepare(CtrmonContext *ctx, GError **error)
         r = stdio_pipes_create(&ctx->pipes, o->stdin_open, o->terminal, o->log.passthrough, ctx->dev_null_fd, error);
         if (r < 0)
                 return r;
-        ctx->relay = stdio_relay_new(ctx->sinks, lifecycle_outputs_eof_cb, ctx);
+        ctx->relay = stdio_relay_new(ctx->sinks);
         if (ctx->pipes.stdin_fd >= 0)
                 stdio_relay_set_input(ctx->relay, TAKE_FD(ctx->pipes.stdin_fd));
 
@@ -621,7 +615,8 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
                 if (o->runtime_timeout > 0)
                         ctx->runtime_timeout_id = g_timeout_add_seconds_full(
                                 G_PRIORITY_DEFAULT, (guint) o->runtime_timeout, lifecycle_runtime_timeout_cb, ctx, NULL);
-                g_main_loop_run(ctx->loop);
+                while (!ctx->runtime_exited && !ctx->runtime_timed_out)
+                        g_main_context_iteration(NULL, TRUE);
                 if (ctx->runtime_timeout_id) {
                         g_source_remove(ctx->runtime_timeout_id);
                         ctx->runtime_timeout_id = 0;
@@ -815,13 +810,7 @@ static int lifecycle_supervise(CtrmonContext *ctx)
         lifecycle_start_relaying(ctx);
         if (ctx->opts->start && !ctx->container_exited)
                 service_start_container(ctx);
-        if (!ctx->container_exited || ctx->phase != CTRMON_PHASE_RUNNING)
-                g_main_loop_run(ctx->loop);
-        else
-                lifecycle_check_done(ctx);
-        /* The exec case may still need its pipes to end. */
-        while (ctx->opts->exec && !ctx->opts->terminal && stdio_relay_outputs_open(ctx->relay) && !ctx->timed_out &&
-               ctx->container_exited)
+        while (!lifecycle_is_done(ctx))
                 g_main_context_iteration(NULL, TRUE);
         return lifecycle_report_exit(ctx);
 }

@@ -35,8 +35,6 @@ struct StdioRelay {
         AttachServer *attach;
         StdioOutput out[2];
         unsigned outputs_open;
-        void (*eof_cb)(void *user_data);
-        void *user_data;
 
         int stdin_fd;
         guint stdin_source_id;
@@ -129,13 +127,11 @@ void stdio_pipes_close(StdioPipes *p)
         ctrmon_close_fd(&p->stderr_fd);
 }
 
-StdioRelay *stdio_relay_new(GPtrArray *sinks, void (*eof_cb)(void *user_data), void *user_data)
+StdioRelay *stdio_relay_new(GPtrArray *sinks)
 {
         StdioRelay *r = g_new0(StdioRelay, 1);
         r->buf = g_malloc(STDIO_READ_MAX);
         r->sinks = sinks;
-        r->eof_cb = eof_cb;
-        r->user_data = user_data;
         r->out[0].fd = r->out[1].fd = -1;
         r->stdin_fd = -1;
         r->stdin_pending = g_byte_array_new();
@@ -221,8 +217,7 @@ static void stdio_output_close(StdioRelay *r, StdioOutput *o)
                 o->source_id = 0;
         }
         ctrmon_close_fd(&o->fd);
-        if (--r->outputs_open == 0 && r->eof_cb)
-                r->eof_cb(r->user_data);
+        r->outputs_open--;
 }
 
 /* Read once from `o`. Returns true if more may follow right away. */

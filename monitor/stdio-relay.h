@@ -39,8 +39,8 @@ typedef struct {
 } StdioStats;
 
 /* `sinks` (LogSink*) and `attach` are borrowed and must outlive the relay.
- * `eof_cb` runs once when every output has reached EOF. */
-StdioRelay *stdio_relay_new(GPtrArray *sinks, void (*eof_cb)(void *user_data), void *user_data);
+ * stdio_relay_outputs_open() tells when every output has reached EOF. */
+StdioRelay *stdio_relay_new(GPtrArray *sinks);
 void stdio_relay_set_attach(StdioRelay *relay, AttachServer *attach);
 
 /* Output listeners (the control API's attach): `fn` gets every chunk after
