@@ -30,3 +30,21 @@ def test_every_option_in_the_man_page_is_accepted():
     documented = set(re.findall(r"\*(--[a-z0-9-]+)", page))
     accepted = set(help_options()) | {"--pidfile", "--restore-arg"}
     assert documented - accepted == set()
+
+
+def _ctrmonctl():
+    build = os.path.dirname(os.path.dirname(monitor_binary()))
+    return os.environ.get("CTRMONCTL_BIN") or os.path.join(build, "client", "ctrmonctl", "ctrmonctl")
+
+
+def test_every_ctrmonctl_command_and_option_in_help_is_in_its_man_page():
+    out = subprocess.run([_ctrmonctl(), "--help"], capture_output=True, timeout=10,
+                         check=True).stdout.decode()
+    with open(os.path.join(TOP, "docs", "man", "ctrmonctl.1.scd")) as f:
+        page = f.read()
+    commands = re.findall(r"^  ([a-z]+)\s{2,}\S", out.split("Commands:")[1], re.M)
+    options = re.findall(r"(--[a-z-]+)", out.split("Commands:")[0])
+    assert len(commands) >= 12 and len(options) >= 4, (commands, options)
+    missing = [c for c in commands if f"*{c}*" not in page]
+    missing += [o for o in options if o not in page]
+    assert missing == [], f"in ctrmonctl --help but not in ctrmonctl(1): {missing}"
