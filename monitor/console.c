@@ -70,7 +70,7 @@ const char *console_socket_path(const ConsoleSocket *console)
         return console->path;
 }
 
-static int console_receive_fd(int conn, int *ret_fd, GError **error)
+int console_receive_fd(int conn, int *ret_fd, GError **error)
 {
         /* The runtime sends the pty name as payload; it is not needed. */
         char name[4096];
@@ -93,12 +93,26 @@ static int console_receive_fd(int conn, int *ret_fd, GError **error)
         if (n < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to receive the terminal from the runtime");
 
+        /* The kernel installs every fd that fits the control buffer (two fit
+         * in CMSG_SPACE(sizeof(int))): take a lone fd, close all others, or
+         * they leak (found by tests/fuzz/fuzz-console). */
+        int master = -1;
         for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-                if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
-                    cmsg->cmsg_len == CMSG_LEN(sizeof(int))) {
-                        memcpy(ret_fd, CMSG_DATA(cmsg), sizeof(int));
-                        return 0;
+                if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t n_fds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < n_fds; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+                        if (master < 0 && n_fds == 1)
+                                master = fd;
+                        else
+                                close(fd);
                 }
+        }
+        if (master >= 0) {
+                *ret_fd = master;
+                return 0;
         }
         return ctrmon_set_error(error, EBADMSG, "The runtime connected to the console socket but sent no terminal");
 }

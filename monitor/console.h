@@ -18,6 +18,11 @@ void console_socket_attach(ConsoleSocket *console, ConsoleReadyFn ready_cb, void
  * the pty and exited before the loop looked). 1 = got one, 0 = none. */
 int console_socket_try_accept(ConsoleSocket *console, int *ret_master_fd, GError **error);
 
+/* Receive the pty master on an accepted connection `conn`: one recvmsg()
+ * with SCM_RIGHTS (the payload, the pty name, is ignored). 0 and *ret_fd
+ * (CLOEXEC, owned by the caller) or an error. Exposed for the fuzz target. */
+int console_receive_fd(int conn, int *ret_fd, GError **error);
+
 /* Closes the listener and removes the socket file if still there. */
 void console_socket_free(ConsoleSocket *console);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ConsoleSocket, console_socket_free)

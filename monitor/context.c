@@ -24,7 +24,6 @@ CtrmonContext *context_new(const CtrmonOptions *opts)
         ctx->pipes = (StdioPipes){ -1, -1, -1, -1, -1, -1 };
         ctx->sinks = g_ptr_array_new_with_free_func((GDestroyNotify) log_sink_free);
         ctx->pty_master = -1;
-        ctx->early_exits = g_hash_table_new(g_direct_hash, g_direct_equal);
         ctx->child_watches = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
         ctx->unclaimed_exits = g_hash_table_new(g_direct_hash, g_direct_equal);
         ctx->start_monotonic_usec = g_get_monotonic_time();
@@ -167,7 +166,6 @@ void context_free(CtrmonContext *ctx)
                 close(ctx->sync.fd);
         g_ptr_array_unref(ctx->sinks);
         g_array_unref(ctx->inherited_fds);
-        g_hash_table_unref(ctx->early_exits);
         g_hash_table_unref(ctx->child_watches);
         g_hash_table_unref(ctx->unclaimed_exits);
         if (ctx->control_execs)

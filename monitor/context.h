@@ -68,7 +68,6 @@ typedef struct {
         pid_t container_pid;
         bool container_exited;
         int container_wstatus;
-        GHashTable *early_exits;        /* pid -> wstatus reaped before known */
         /* Children the control API's "exec" waits for (runtime processes and
          * the processes they exec'd, which the subreaper inherits):
          * pid -> ContextChildWatch*. While child_claims_pending > 0 a

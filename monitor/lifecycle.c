@@ -215,12 +215,8 @@ static void lifecycle_child_exited_cb(pid_t pid, int wstatus, void *user_data)
                 lifecycle_container_exited(ctx, wstatus);
                 return;
         }
-        if (ctx->container_pid <= 0 && pid != ctx->runtime_pid) {
-                /* The container may die before we know its pid: keep the
-                 * status until the pidfile has been read. */
-                g_hash_table_insert(ctx->early_exits, GINT_TO_POINTER(pid), GINT_TO_POINTER(wstatus));
-                return;
-        }
+        if (ctx->container_pid <= 0 && pid != ctx->runtime_pid)
+                return; /* kept by context_child_exited() until the pidfile is read */
         if (pid != ctx->runtime_pid)
                 log_debug("Reaped orphan %d", (int) pid);
 }
@@ -495,6 +491,9 @@ static int lifecycle_spawn_runtime(CtrmonContext *ctx, GError **error)
                 .oom_score_adj = ctx->saved_oom_score_adj,
                 .sigmask = &ctx->original_sigmask,
         };
+        /* The container may die before its pid is read from the pidfile:
+         * exits reaped until then are kept (context_child_exited). */
+        context_claim_pending(ctx, +1);
         int r = runtime_spawn(&spawn, &ctx->runtime_pid, error);
         if (r < 0)
                 return r;
@@ -714,9 +713,11 @@ static void lifecycle_start_relaying(CtrmonContext *ctx)
         if (o->timeout > 0)
                 ctx->timeout_id = g_timeout_add_seconds((guint) o->timeout, lifecycle_timeout_cb, ctx);
 
-        gpointer early;
-        if (g_hash_table_lookup_extended(ctx->early_exits, GINT_TO_POINTER(ctx->container_pid), NULL, &early)) {
-                lifecycle_container_exited(ctx, GPOINTER_TO_INT(early));
+        int early;
+        bool exited_early = context_take_unclaimed_exit(ctx, ctx->container_pid, &early);
+        context_claim_pending(ctx, -1);
+        if (exited_early) {
+                lifecycle_container_exited(ctx, early);
                 return;
         }
         /* Is it our child? (waitid with WNOWAIT asks without reaping.) If

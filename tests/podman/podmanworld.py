@@ -123,13 +123,16 @@ class Gate:
 
 
 class PodmanWorld:
-    def __init__(self, monitor):
+    def __init__(self, monitor, tag="", base=None):
+        """tag: appended to the session directory name, so that one process
+        can hold several worlds (tests/compat runs one per monitor);
+        base: the world's directory instead (it must not exist yet)."""
         self.monitor = monitor
         self.monitor_real = os.path.realpath(monitor)
         os.makedirs(BASE_DIR, exist_ok=True)
         # podman refuses a runroot longer than 50 characters (the attach
         # socket path must fit sun_path): keep the session name short.
-        self.base = os.path.join(BASE_DIR, f"s{os.getpid()}")
+        self.base = base or os.path.join(BASE_DIR, f"s{os.getpid()}{tag}")
         self.root = os.path.join(self.base, "root")
         self.runroot = os.path.join(self.base, "run")
         self.tmp = os.path.join(self.base, "tmp")

@@ -1,0 +1,108 @@
+"""Rootless worlds: the same PodmanWorld, with podman run as the dedicated
+test user ctrmon-compat (created on first use with its own subuid/subgid
+range) through setpriv, with its own XDG_RUNTIME_DIR and storage owned by
+that user, and --network none (/dev/net/tun is root-only here).  The test
+itself stays root, so that it can read /proc of the user's monitors."""
+
+import os
+import pwd
+import signal
+import subprocess
+
+from compat import PodmanWorld, proc_stat
+
+USER = "ctrmon-compat"
+SUBID_START, SUBID_COUNT = 300000, 65536
+BASE = "/var/tmp/ctrmon-compat-rl"
+
+
+def ensure_user():
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/sh", "-c",
+                        "ctrmon compat tests", USER], check=True)
+    for f, opt in (("/etc/subuid", "--add-subuids"), ("/etc/subgid", "--add-subgids")):
+        with open(f) as fh:
+            if any(line.startswith(USER + ":") for line in fh):
+                continue
+        subprocess.run(["usermod", opt,
+                        f"{SUBID_START}-{SUBID_START + SUBID_COUNT - 1}", USER],
+                       check=True)
+
+
+def chown_tree(path, uid, gid):
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.chown(dirpath, uid, gid)
+        for f in filenames:
+            os.lchown(os.path.join(dirpath, f), uid, gid)
+
+
+class RootlessWorld(PodmanWorld):
+    def __init__(self, monitor, tag):
+        pw = pwd.getpwnam(USER)
+        self.uid, self.gid, self.home = pw.pw_uid, pw.pw_gid, pw.pw_dir
+        os.makedirs(BASE, exist_ok=True)
+        os.chmod(BASE, 0o755)
+        super().__init__(monitor, base=os.path.join(BASE, f"r{os.getpid()}{tag}"))
+        self.xdg = os.path.join(self.base, "xdg")
+        os.makedirs(self.xdg, mode=0o700)
+        chown_tree(self.base, self.uid, self.gid)
+        self.env.update({"HOME": self.home, "USER": USER, "LOGNAME": USER,
+                         "XDG_RUNTIME_DIR": self.xdg})
+        self.env.pop("XDG_CONFIG_HOME", None)
+        self.env.pop("XDG_DATA_HOME", None)
+
+    def _write_conf(self):
+        super()._write_conf()
+        with open(self.containers_conf) as f:
+            conf = f.read()
+        # rootless podman cannot use cgroupfs cgroups without systemd
+        conf = conf.replace('cgroups = "enabled"', 'cgroups = "disabled"')
+        with open(self.containers_conf, "w") as f:
+            f.write(conf)
+
+    def argv(self, *args, conmon=True):
+        return ["setpriv", "--reuid", str(self.uid), "--regid", str(self.gid),
+                "--init-groups", *super().argv(*args, conmon=conmon)]
+
+    def gate(self):
+        g = super().gate()
+        os.chown(g.path, self.uid, self.gid)
+        return g
+
+    def import_image(self):
+        super().import_image()
+
+
+def new_world(monitor, tag):
+    w = RootlessWorld(monitor, tag)
+    try:
+        w.import_image()
+    except BaseException:
+        w.teardown()
+        raise
+    return w
+
+
+def kill_leftovers():
+    """The rootless pause processes podman leaves for the test user."""
+    uid = pwd.getpwnam(USER).pw_uid
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+        except OSError:
+            continue
+        st = proc_stat(entry)
+        if st and st[0] != "Z":
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    try:
+        os.rmdir(BASE)
+    except OSError:
+        pass

@@ -1,0 +1,397 @@
+"""The podman scenarios run against both monitors, most valuable first.
+
+Each records what a user sees into obs; the harness (compat.py) compares.
+A scenario must prove at least once which monitor ran (verify_monitor on a
+running container); gated() does that for `podman run` in the foreground.
+"""
+
+import os
+import subprocess
+import time
+
+from compat import IMAGE, LEAKED_FIFOS, Fix, blob, scenario, wait_until
+
+STATE = "{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}"
+
+
+def gated(w, o, key, args, script, name=None, input=None, timeout=90):
+    """`podman run --name NAME ARGS IMAGE sh -c SCRIPT` held at a gate
+    until the monitor is verified; records KEY.rc/.out/.err."""
+    g = w.gate()
+    name = name or o.name()
+    p = w.popen("run", "--name", name, *g.volume, *args, IMAGE, "sh", "-c",
+                g.wait_cmd("go", script),
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    try:
+        w.verify_monitor(name)
+        g.open()
+        out, err = p.communicate(input=input, timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    o.rc_out_err(key, (p.returncode, out, err))
+    return name
+
+
+def run_d(w, o, name, *cmd, args=()):
+    rc, out, err = w.podman("run", "-d", "--name", name, *args, IMAGE, *cmd)
+    o[f"run-d {name}.rc"] = rc
+    o[f"run-d {name}.err"] = err
+    if rc == 0:
+        w.verify_monitor(name)
+    return rc
+
+
+def state(w, o, name, extra=""):
+    rc, out, err = w.podman("inspect", "--type", "container", "--format",
+                            STATE + extra, name)
+    o[f"state {name}"] = out.decode().strip() if rc == 0 else f"rc={rc} {err!r}"
+
+
+def logs(w, o, key, name, *args):
+    o.rc_out_err(key, w.podman("logs", *args, name, timeout=90))
+
+
+def wait_logs(w, name, want, timeout=20):
+    wait_until(lambda: w.podman("logs", name)[1] == want, timeout,
+               what=f"logs of {name} == {want!r}")
+
+
+# -- run / exit codes -------------------------------------------------------
+
+@scenario("run --rm stdout/stderr", rootless=True)
+def s_run_rm(w, o):
+    n = gated(w, o, "run", ["--rm"],
+              "echo out; echo err >&2; printf 'no-nl-out'; printf 'no-nl-err' >&2")
+    o["exists-after"] = w.podman("container", "exists", n)[0]
+
+
+def exit_code(code):
+    def f(w, o):
+        n = gated(w, o, "run", [], f"echo bye; exit {code}")
+        state(w, o, n)
+        o.rc_out_err("wait", w.podman("wait", n))
+    return f
+
+
+for _code in (0, 3, 42):
+    scenario(f"exit code {_code}", fixes={"files-exited": LEAKED_FIFOS},
+             rootless=_code != 0)(exit_code(_code))
+
+
+@scenario("kill -s KILL: 137", fixes={"files-exited": LEAKED_FIFOS},
+          rootless=True)
+def s_kill(w, o):
+    n = o.name()
+    run_d(w, o, n, "sleep", "1000")
+    o.rc_out_err("kill", w.podman("kill", "-s", "KILL", n))
+    o.rc_out_err("wait", w.podman("wait", n))
+    state(w, o, n)
+
+
+@scenario("stop --init sleep: 143", fixes={"files-exited": LEAKED_FIFOS},
+          rootless=True)
+def s_stop_143(w, o):
+    n = o.name()
+    run_d(w, o, n, "sleep", "1000", args=["--init"])
+    o.rc_out_err("stop", w.podman("stop", "-t", "10", n))
+    o.rc_out_err("wait", w.podman("wait", n))
+    state(w, o, n)
+
+
+@scenario("stop: TERM trapped, exit 3", fixes={"files-exited": LEAKED_FIFOS})
+def s_stop_trap(w, o):
+    n = o.name()
+    run_d(w, o, n, "sh", "-c", "trap 'echo term; exit 3' TERM; echo ready; "
+          "while :; do usleep 50000; done")
+    wait_logs(w, n, b"ready\n")
+    o.rc_out_err("stop", w.podman("stop", "-t", "10", n))
+    o.rc_out_err("wait", w.podman("wait", n))
+    state(w, o, n)
+    logs(w, o, "logs", n)
+
+
+@scenario("stop: TERM ignored, killed after -t 1",
+          fixes={"files-exited": LEAKED_FIFOS})
+def s_stop_ignored(w, o):
+    n = o.name()
+    run_d(w, o, n, "sh", "-c", "trap '' TERM; echo ready; "
+          "while :; do usleep 50000; done")
+    wait_logs(w, n, b"ready\n")
+    o.rc_out_err("stop", w.podman("stop", "-t", "1", n))
+    o.rc_out_err("wait", w.podman("wait", n))
+    state(w, o, n)
+
+
+@scenario("signal death: SEGV under --init", fixes={"files-exited": LEAKED_FIFOS})
+def s_segv(w, o):
+    n = gated(w, o, "run", ["--init"], "echo dying; kill -SEGV $$")
+    state(w, o, n)
+
+
+@scenario("kill -s HUP under --init: 129", fixes={"files-exited": LEAKED_FIFOS})
+def s_hup(w, o):
+    n = o.name()
+    run_d(w, o, n, "sleep", "1000", args=["--init"])
+    o.rc_out_err("kill", w.podman("kill", "-s", "HUP", n))
+    o.rc_out_err("wait", w.podman("wait", n))
+    state(w, o, n)
+
+
+# -- logs ---------------------------------------------------------------------
+
+@scenario("run -d + logs: 20000 lines, stdout and stderr",
+          fixes={"files-exited": LEAKED_FIFOS}, rootless=True)
+def s_logs_many(w, o):
+    n = o.name()
+    run_d(w, o, n, "sh", "-c", "seq 1 20000; seq 1 500 | sed s/^/e/ >&2")
+    o.rc_out_err("wait", w.podman("wait", n))
+    logs(w, o, "logs", n)
+    state(w, o, n)
+
+
+@scenario("1 MiB line: run and logs", fixes={"files-exited": LEAKED_FIFOS})
+def s_big_line(w, o):
+    script = "head -c 1048576 /dev/zero | tr '\\0' a; echo; echo after"
+    n = gated(w, o, "run", [], script)
+    logs(w, o, "logs", n)
+
+
+@scenario("binary bytes, no final newline", fixes={"files-exited": LEAKED_FIFOS})
+def s_binary(w, o):
+    script = ("printf 'a\\000b\\001\\377\\r\\n\\033[1mbold\\tx'; "
+              "printf 'e\\000\\376' >&2")
+    n = gated(w, o, "run", [], script)
+    logs(w, o, "logs", n)
+    n2 = o.name("d")
+    run_d(w, o, n2, "sh", "-c", script)
+    w.podman("wait", n2)
+    logs(w, o, "logs-d", n2)
+
+
+@scenario("logs --tail 5 and --since", fixes={"files-exited": LEAKED_FIFOS})
+def s_tail_since(w, o):
+    g = w.gate()
+    n = o.name()
+    run_d(w, o, n, "sh", "-c",
+          "seq 1 20 | sed s/^/early/; " + g.wait_cmd("go", "seq 1 3 | sed s/^/late/"),
+          args=g.volume)
+    wait_until(lambda: w.podman("logs", n)[1].endswith(b"early20\n"), 20,
+               what="early lines")
+    time.sleep(1.1)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+    time.sleep(1.1)
+    g.open()
+    o.rc_out_err("wait", w.podman("wait", n))
+    logs(w, o, "tail5", n, "--tail", "5")
+    logs(w, o, "tail0", n, "--tail", "0")
+    logs(w, o, "since", n, "--since", since)
+
+
+@scenario("log driver none", fixes={"files-exited": LEAKED_FIFOS})
+def s_log_none(w, o):
+    n = gated(w, o, "run", ["--log-driver", "none"], "echo out; echo err >&2")
+    logs(w, o, "logs", n)
+
+
+def k8s_normalize(data):
+    """k8s-file records with the timestamp replaced: '<ts> stream P|F text'."""
+    out = []
+    for line in data.split(b"\n"):
+        if line:
+            _, _, rest = line.partition(b" ")
+            out.append(b"<ts> " + rest)
+    return blob(b"\n".join(out))
+
+
+@scenario("log driver k8s-file with path, file format",
+          fixes={"files-exited": LEAKED_FIFOS})
+def s_k8s_file(w, o):
+    path = os.path.join(w.scratch, "k8s.log")
+    n = gated(w, o, "run", ["--log-driver", "k8s-file", "--log-opt", f"path={path}"],
+              "echo out; echo err >&2; printf partial; "
+              "head -c 20000 /dev/zero | tr '\\0' b; echo")
+    logs(w, o, "logs", n)
+    with open(path, "rb") as f:
+        o["file"] = k8s_normalize(f.read())
+
+
+@scenario("log rotation: --log-opt max-size=10k",
+          fixes={"files-exited": LEAKED_FIFOS})
+def s_rotation(w, o):
+    n = o.name()
+    run_d(w, o, n, "sh", "-c", "seq 1 30000 | sed s/^/line-/; echo last",
+          args=["--log-opt", "max-size=10k"])
+    o.rc_out_err("wait", w.podman("wait", n))
+    rc, out, err = w.podman("logs", n)
+    o["logs.rc"] = rc
+    o["logs.err"] = err
+    # where the truncation falls depends on write chunking; what a user
+    # must see is a log no bigger than the limit that ends with the end.
+    o["logs.ends-with-last"] = out.endswith(b"line-30000\nlast\n")
+    o["logs.lines-well-formed"] = all(
+        l.startswith(b"line-") or l == b"last" for l in out.split(b"\n")[1:-1])
+    o["logs.below-limit"] = len(out) <= 10 * 1024
+    logpath = w.inspect(n, "{{.HostConfig.LogConfig.Path}}")
+    o["log-dir"] = tuple(sorted(os.listdir(os.path.dirname(logpath))))
+
+
+# -- start / exec / lifecycle -----------------------------------------------
+
+@scenario("create + start --attach", fixes={"files-exited": LEAKED_FIFOS})
+def s_start_attach(w, o):
+    n = o.name()
+    g = w.gate()
+    o.rc_out_err("create", (*w.podman("create", "--name", n, *g.volume, IMAGE,
+                                      "sh", "-c", g.wait_cmd(
+                                          "go", "echo out; echo err >&2; exit 5"))[:1],
+                            b"", b""))
+    p = w.popen("start", "--attach", n)
+    try:
+        w.verify_monitor(n)
+        g.open()
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    o.rc_out_err("start", (p.returncode, out, err))
+    state(w, o, n)
+
+
+@scenario("exec: stdout, stderr, exit code, -i stdin",
+          fixes={"files-exited": LEAKED_FIFOS}, rootless=True)
+def s_exec(w, o):
+    n = o.name()
+    run_d(w, o, n, "sleep", "1000")
+    o.rc_out_err("exec", w.podman("exec", n, "sh", "-c",
+                                  "echo out; echo err >&2; exit 7"))
+    o.rc_out_err("exec-i", w.podman("exec", "-i", n, "sh", "-c",
+                                    "cat; echo done", input=b"in\x00put\nmore"))
+    o.rc_out_err("exec-big", w.podman("exec", n, "seq", "1", "50000"))
+    o.rc_out_err("exec-missing", w.podman("exec", n, "/nonexistent"))
+    o.rc_out_err("exec-kill", w.podman("exec", n, "sh", "-c", "kill -KILL $$"))
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+    state(w, o, n)
+
+
+@scenario("restart, then stop and wait", fixes={"files-exited": LEAKED_FIFOS})
+def s_restart(w, o):
+    n = o.name()
+    run_d(w, o, n, "sh", "-c", "echo started; trap 'exit 9' TERM; "
+          "while :; do usleep 50000; done")
+    wait_logs(w, n, b"started\n")
+    o.rc_out_err("restart", w.podman("restart", "-t", "5", n))
+    w.verify_monitor(n)
+    wait_logs(w, n, b"started\nstarted\n")
+    o.rc_out_err("stop", w.podman("stop", "-t", "5", n))
+    o.rc_out_err("wait", w.podman("wait", n))
+    state(w, o, n, " {{.RestartCount}}")
+    logs(w, o, "logs", n)
+
+
+@scenario("restart policy on-failure:2", fixes={"files-exited": LEAKED_FIFOS})
+def s_restart_policy(w, o):
+    n = o.name()
+    g = w.gate()
+    run_d(w, o, n, "sh", "-c", g.wait_cmd("go", "echo run; exit 5"),
+          args=["--restart", "on-failure:2", *g.volume])
+    g.open()
+
+    def settled():
+        rc, out, _ = w.podman("inspect", "--format",
+                              "{{.State.Status}} {{.RestartCount}}", n)
+        return rc == 0 and out.decode().split() == ["exited", "2"]
+    try:
+        wait_until(settled, 30, interval=0.2, what="two restarts")
+    except AssertionError:
+        pass
+    time.sleep(1)   # a third restart would show up now
+    state(w, o, n, " {{.RestartCount}}")
+    logs(w, o, "logs", n)
+
+
+@scenario("run -d --rm: gone after exit")
+def s_run_d_rm(w, o):
+    g = w.gate()
+    n = o.name()
+    run_d(w, o, n, "sh", "-c", g.wait_cmd("go", "exit 4"), args=["--rm", *g.volume])
+    g.open()
+    wait_until(lambda: w.podman("container", "exists", n)[0] == 1, 30,
+               what=f"{n} removed")
+    o["exists-after"] = 1
+
+
+@scenario("podman top", fixes={"files-exited": LEAKED_FIFOS})
+def s_top(w, o):
+    n = o.name()
+    run_d(w, o, n, "sleep", "1000")
+    o.rc_out_err("top", w.podman("top", n, "pid", "args"))
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+
+
+@scenario("wait --condition=stopped", fixes={"files-exited": LEAKED_FIFOS})
+def s_wait_cond(w, o):
+    n = o.name()
+    run_d(w, o, n, "sh", "-c", "trap 'exit 6' TERM; while :; do usleep 50000; done")
+    p = w.popen("wait", "--condition=stopped", n)
+    time.sleep(0.5)
+    o.rc_out_err("stop", w.podman("stop", "-t", "5", n))
+    out, err = p.communicate(timeout=60)
+    o.rc_out_err("wait-stopped", (p.returncode, out, err))
+    state(w, o, n)
+
+
+@scenario("healthcheck run by hand", fixes={"files-exited": LEAKED_FIFOS})
+def s_health(w, o):
+    n = o.name()
+    run_d(w, o, n, "sleep", "1000",
+          args=["--health-cmd", "test -e /tmp/ok", "--health-interval", "disable"])
+    o.rc_out_err("hc-1", w.podman("healthcheck", "run", n))
+    o.rc_out_err("touch", w.podman("exec", n, "touch", "/tmp/ok"))
+    o.rc_out_err("hc-2", w.podman("healthcheck", "run", n))
+    o["health"] = w.inspect(n, "{{.State.Health.Status}} {{.State.Health.FailingStreak}}")
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+
+
+@scenario("pod with infra container", fixes={"files-exited": LEAKED_FIFOS},
+          pods=True)
+def s_pod(w, o):
+    p = o.name("pod")
+    rc, out, err = w.podman("pod", "create", "--name", p, timeout=120)
+    o["pod-create.rc"] = rc
+    o["pod-create.err"] = err
+    n = o.name()
+    run_d(w, o, n, "sh", "-c", "echo in-pod; sleep 1000", args=["--pod", p])
+    o["pod-state"] = w.podman("pod", "inspect", "--format", "{{.State}}", p)[1]
+    wait_logs(w, n, b"in-pod\n")
+    o.rc_out_err("pod-stop", (w.podman("pod", "stop", "-t", "0", p)[0], b"", b""))
+    state(w, o, n)
+    o.rc_out_err("pod-rm", (w.podman("pod", "rm", "-f", "-t", "0", p)[0], b"", b""))
+    o["exists-after"] = w.podman("container", "exists", n)[0]
+
+
+@scenario("--preserve-fds 1", fixes={"files-exited": LEAKED_FIFOS})
+def s_preserve_fds(w, o):
+    data = b"fd3 data\x00\xff\n"
+    src = os.path.join(w.scratch, "fd3")
+    with open(src, "wb") as f:
+        f.write(data)
+    os.chmod(src, 0o644)
+    g = w.gate()
+    n = o.name()
+    argv = ["/bin/bash", "-c", f"exec 3<'{src}'; exec \"$@\"", "bash",
+            *w.argv("run", "--name", n, "--preserve-fds", "1", *g.volume, IMAGE,
+                    "sh", "-c", g.wait_cmd("go", "cat <&3; echo end"))]
+    p = subprocess.Popen(argv, env=w.env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        w.verify_monitor(n)
+        g.open()
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    o.rc_out_err("run", (p.returncode, out, err))
