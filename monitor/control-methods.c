@@ -216,6 +216,7 @@ static void control_method_status(ControlCall *call, json_object *params, void *
         json_object_object_add(r, "scopes", scopes);
         json_object_object_add(r, "exit_dir", control_string_or_null(o->exit_dir));
         json_object_object_add(r, "api_socket", control_string_or_null(ctx->api_path));
+        json_object_object_add(r, "waiters", json_object_new_int(ctx->waiters ? (int) ctx->waiters->len : 0));
         control_call_reply(call, r);
 }
 
@@ -517,7 +518,9 @@ void control_container_exited(CtrmonContext *ctx, int status)
         control_exec_container_exited(ctx);
         control_logs_container_exited(ctx, status);
         control_attach_container_exited(ctx, status);
-        control_api_flush(ctx->api, 500);
+        /* Waiters, followers and subscribers should get their last answers;
+         * a client that does not read them within this bound loses them. */
+        control_api_flush(ctx->api, 2000);
 }
 
 void control_teardown(CtrmonContext *ctx)

@@ -39,7 +39,7 @@ HEX64 = re.compile(rb"[0-9a-f]{64}")
 
 def blob(data):
     """A compact, exact stand-in for big byte strings in observations."""
-    if len(data) <= 160:
+    if len(data) <= 400:
         return data
     h = hashlib.sha256(data).hexdigest()[:16]
     return f"{len(data)}B sha256:{h} head={data[:40]!r} tail={data[-20:]!r}"
@@ -218,9 +218,8 @@ def run_in_world(w, sc):
         stray = live_monitors(w)
         if stray:
             problems.append(f"stray monitors {stray}")
-        zs = zombie_children(os.getpid())
-        if zs:
-            problems.append(f"zombie children of the test {zs}")
+        # (zombie children of the test process itself are not checked: the
+        # other world's thread may be between a podman exit and its wait)
         o["cleanup"] = "; ".join(problems) or "clean"
     except Exception as e:
         o["cleanup"] = f"harness: {type(e).__name__}: {e}"[:400]

@@ -36,8 +36,8 @@ def run_loop(w, o):
     with ThreadPoolExecutor(max_workers=WORKERS) as ex:
         started = [r for r in ex.map(start, range(n)) if r]
     o["start-problems"] = tuple(started)
-    o.rc_out_err("stop", (w.podman("stop", "-t", "10", *names, timeout=300)[0],
-                          b"", b""))
+    rc, out, err = w.podman("stop", "-t", "10", *names, timeout=300)
+    o.rc_out_err("stop", (rc, b"", err))
     o.rc_out_err("wait", w.podman("wait", *names, timeout=300))
 
     def check(i):

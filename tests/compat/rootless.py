@@ -53,15 +53,6 @@ class RootlessWorld(PodmanWorld):
         self.env.pop("XDG_CONFIG_HOME", None)
         self.env.pop("XDG_DATA_HOME", None)
 
-    def _write_conf(self):
-        super()._write_conf()
-        with open(self.containers_conf) as f:
-            conf = f.read()
-        # rootless podman cannot use cgroupfs cgroups without systemd
-        conf = conf.replace('cgroups = "enabled"', 'cgroups = "disabled"')
-        with open(self.containers_conf, "w") as f:
-            f.write(conf)
-
     def argv(self, *args, conmon=True):
         return ["setpriv", "--reuid", str(self.uid), "--regid", str(self.gid),
                 "--init-groups", *super().argv(*args, conmon=conmon)]

