@@ -97,6 +97,8 @@ def test_close_stdin_method_gives_cat_eof_and_emits_stdin_closed(env):
                 raise AssertionError("second close_stdin succeeded")
             except ControlError as e:
                 assert e.code == ERROR_UNSUPPORTED
+            except (ConnectionError, EOFError, OSError):
+                pass  # cat saw EOF and the monitor already exited: also refused
         types = []
         while "exited" not in types:
             types.append(ev.next_notification(15)["params"]["type"])

@@ -5,7 +5,12 @@
  * The stream is a pure function of the offset, so the writer, this checker
  * and the Python attach readers agree on every byte without sharing state.
  *
- *   gen N             write N bytes to stdout in 64 KiB write()s: line k
+ *   gen N [START DONE END RATE]
+ *                     wait for file START, then write N bytes to stdout in
+ *                     64 KiB write()s at RATE bytes/s (0: as fast as the
+ *                     pipe takes them), close stdout/stderr, create DONE,
+ *                     wait for file END (so the monitor outlives the
+ *                     writing and can be measured), exit 0. Line k
  *                     (from 0) is "%09u" k, 90 filler bytes and '\n'
  *                     (100 bytes; the last line may be cut short), at
  *                     nice 19
@@ -23,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LINE 100
@@ -50,16 +56,36 @@ static void fill(char *buf, uint64_t off, size_t len)
         }
 }
 
-static int cmd_gen(uint64_t total)
+static void wait_file(const char *path)
+{
+        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+
+        while (access(path, F_OK) < 0)
+                nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static int cmd_gen(uint64_t total, char **gate)
 {
         static char buf[65536];
         uint64_t off = 0;
+        double rate = gate ? strtod(gate[3], NULL) : 0, t0;
 
         /* Lowest CPU priority: 100 writers at full speed on two cores would
          * otherwise starve the one process reading every attach client. */
         if (setpriority(PRIO_PROCESS, 0, 19) < 0)
                 perror("load-helper gen: setpriority");
 
+        if (gate)
+                wait_file(gate[0]);
+        t0 = now_s();
         while (off < total) {
                 size_t n = total - off < sizeof(buf) ? total - off : sizeof(buf);
                 size_t done = 0;
@@ -74,6 +100,25 @@ static int cmd_gen(uint64_t total)
                         done += (size_t) w;
                 }
                 off += n;
+                if (rate > 0) {
+                        double ahead = t0 + (double) off / rate - now_s();
+                        if (ahead > 0) {
+                                struct timespec ts = { .tv_sec = (time_t) ahead,
+                                                       .tv_nsec = (long) ((ahead - (time_t) ahead) * 1e9) };
+                                nanosleep(&ts, NULL);
+                        }
+                }
+        }
+        if (gate) {
+                int fd;
+
+                close(1);
+                close(2);
+                fd = open(gate[1], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        return 1;
+                close(fd);
+                wait_file(gate[2]);
         }
         return 0;
 }
@@ -150,10 +195,10 @@ static int cmd_verify_k8s(const char *path, uint64_t total)
 
 int main(int argc, char **argv)
 {
-        if (argc == 3 && !strcmp(argv[1], "gen"))
-                return cmd_gen(strtoull(argv[2], NULL, 10));
+        if ((argc == 3 || argc == 7) && !strcmp(argv[1], "gen"))
+                return cmd_gen(strtoull(argv[2], NULL, 10), argc == 7 ? argv + 3 : NULL);
         if (argc == 4 && !strcmp(argv[1], "verify-k8s"))
                 return cmd_verify_k8s(argv[2], strtoull(argv[3], NULL, 10));
-        fprintf(stderr, "usage: load-helper gen N | verify-k8s LOG N\n");
+        fprintf(stderr, "usage: load-helper gen N [START DONE END RATE] | verify-k8s LOG N\n");
         return 2;
 }
