@@ -289,6 +289,30 @@ def test_deleted_log_file_does_not_stop_monitor_or_container(env):
     m.assert_clean_exit()
 
 
+def test_log_replaced_by_a_directory_then_restored_recovers(env):
+    # The log path becomes a directory: reopening fails (the monitor goes on
+    # with the old file, the container is untouched); once the path is free
+    # again, the next reopen creates a fresh log that gets the later lines.
+    m = env.monitor(["sh", "-c", TICKER])
+    m.run()
+    m.wait_log_contains(b"line-3\n")
+    os.unlink(m.log_path)
+    os.mkdir(m.log_path)
+    m.signal(signal.SIGUSR1)
+    time.sleep(0.5)
+    assert os.path.isdir(m.log_path)
+    assert not procs.is_gone(m.daemon_pid), "monitor died on a failed reopen"
+    with ControlClient(api_socket_path(m.bundle.path)) as c:
+        assert c.call("status")["state"] == "running"
+    os.rmdir(m.log_path)
+    m.signal(signal.SIGUSR1)
+    wait_for(lambda: os.path.isfile(m.log_path), 5, "the log file to come back")
+    m.wait_log_contains(b" stdout F line-", 5)
+    env.runc.kill(m.cid, "KILL")
+    m.wait_exit_file(15)
+    m.assert_clean_exit()
+
+
 @pytest.fixture
 def small_fs(env):
     d = os.path.join(env.work, "smallfs")
