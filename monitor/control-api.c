@@ -6,6 +6,7 @@
 #include "control-api.h"
 
 #include "diag.h"
+#include "out-queue.h"
 #include "ctrmon/error.h"
 #include "ctrmon/fd-util.h"
 
@@ -21,6 +22,8 @@
 
 /* Output a client may leave unread before it is disconnected. */
 #define CONTROL_OUTPUT_MAX (16 * 1024 * 1024)
+/* How long an answer may take to leave before its connection is handed over. */
+#define CONTROL_HANDOVER_FLUSH_USEC (1000 * 1000)
 #define CONTROL_READ_CHUNK 65536
 /* Input read and dropped after "request too large" before hanging up. */
 #define CONTROL_DISCARD_MAX (64 * 1024 * 1024)
@@ -44,9 +47,8 @@ struct ControlConn {
         uid_t uid;
         pid_t pid;
         guint in_id;
-        guint out_id;
         GByteArray *in;
-        GByteArray *out;
+        OutQueue *out;         /* NULL once closed */
         bool subscribed;
         bool closing;          /* close once `out` is written */
         size_t discard_left;   /* > 0: answered "too large", now draining */
@@ -63,7 +65,6 @@ struct ControlCall {
 };
 
 static void control_conn_close(ControlConn *c);
-static void control_conn_flush(ControlConn *c);
 
 /* ------------------------------------------------------------ parsing */
 
@@ -141,33 +142,11 @@ out:
 
 /* ------------------------------------------------------------ output */
 
-static gboolean control_conn_writable_cb(int fd, GIOCondition condition, gpointer user_data)
+/* The connection's output queue ran empty or the peer went away. */
+static void control_conn_output_cb(OutQueue *q, OutQueueEvent event, int error, void *user_data)
 {
         ControlConn *c = user_data;
-        c->out_id = 0;
-        control_conn_flush(c);
-        return G_SOURCE_REMOVE;
-}
-
-static void control_conn_flush(ControlConn *c)
-{
-        while (c->out->len > 0) {
-                ssize_t n = send(c->fd, c->out->data, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n > 0) {
-                        g_byte_array_remove_range(c->out, 0, (guint) n);
-                        continue;
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                        if (!c->out_id)
-                                c->out_id = g_unix_fd_add(c->fd, G_IO_OUT, control_conn_writable_cb, c);
-                        return;
-                }
-                control_conn_close(c); /* the peer went away */
-                return;
-        }
-        if (c->closing)
+        if (event == OUT_QUEUE_FAILED || c->closing)
                 control_conn_close(c);
 }
 
@@ -178,15 +157,13 @@ static void control_conn_send(ControlConn *c, json_object *msg)
         size_t len = 0;
         const char *text = json_object_to_json_string_length(
                 msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        if (c->out->len + len + 1 > CONTROL_OUTPUT_MAX) {
+        if (out_queue_pending(c->out) + len + 1 > CONTROL_OUTPUT_MAX) {
                 log_warning("Control client (pid %d) does not read its answers: disconnecting it", (int) c->pid);
                 control_conn_close(c);
                 return;
         }
-        g_byte_array_append(c->out, (const guint8 *) text, (guint) len);
-        g_byte_array_append(c->out, (const guint8 *) "\n", 1);
-        if (!c->out_id)
-                control_conn_flush(c);
+        struct iovec line[2] = { { (void *) text, len }, { (void *) "\n", 1 } };
+        out_queue_append_iov(c->out, line, 2); /* may close c */
 }
 
 static json_object *control_envelope(json_object *id)
@@ -310,17 +287,11 @@ int control_call_take_connection(ControlCall *call, GByteArray **ret_pending, GE
         /* The answer must precede the stream: write it out now, waiting a
          * little if the socket is full (it was just read from, so it is
          * not). */
-        for (int tries = 0; c->out->len > 0 && tries < 100; tries++) {
-                ssize_t n = send(c->fd, c->out->data, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n > 0)
-                        g_byte_array_remove_range(c->out, 0, (guint) n);
-                else if (n < 0 && errno != EAGAIN && errno != EINTR)
-                        return ctrmon_set_error_errno(error, errno, "Failed to answer the client");
-                else
-                        g_usleep(10000);
-        }
-        if (c->out->len > 0)
+        int r = out_queue_flush_until(c->out, g_get_monotonic_time() + CONTROL_HANDOVER_FLUSH_USEC);
+        if (r == -EAGAIN)
                 return ctrmon_set_error(error, EAGAIN, "The client does not read its answer");
+        if (r < 0)
+                return ctrmon_set_error_errno(error, -r, "Failed to answer the client");
 
         int fd = TAKE_FD(c->fd);
         *ret_pending = c->in;
@@ -425,7 +396,7 @@ static gboolean control_conn_readable_cb(int fd, GIOCondition condition, gpointe
                 /* Answer, then end the conversation: the client sees EOF
                  * after the error. What it still sends is read and thrown
                  * away (up to a bound) so the answer survives. */
-                control_conn_flush(c);
+                out_queue_flush(c->out); /* may close c */
                 if (c->api) {
                         shutdown(c->fd, SHUT_WR);
                         c->discard_left = CONTROL_DISCARD_MAX;
@@ -439,7 +410,6 @@ static gboolean control_conn_free_cb(gpointer user_data)
         ControlConn *c = user_data;
         if (c->in)
                 g_byte_array_unref(c->in);
-        g_byte_array_unref(c->out);
         g_free(c);
         return G_SOURCE_REMOVE;
 }
@@ -454,9 +424,8 @@ static void control_conn_close(ControlConn *c)
         ControlApi *api = c->api;
         if (c->in_id)
                 g_source_remove(c->in_id);
-        if (c->out_id)
-                g_source_remove(c->out_id);
-        c->in_id = c->out_id = 0;
+        c->in_id = 0;
+        g_clear_pointer(&c->out, out_queue_free);
         ctrmon_close_fd(&c->fd);
         while (c->calls)
                 control_call_detach(c->calls->data);
@@ -499,7 +468,7 @@ static gboolean control_accept_cb(int fd, GIOCondition condition, gpointer user_
                 c->uid = cred.uid;
                 c->pid = cred.pid;
                 c->in = g_byte_array_new();
-                c->out = g_byte_array_new();
+                c->out = out_queue_new(cfd, OUT_QUEUE_SOCKET, control_conn_output_cb, c);
                 c->in_id = g_unix_fd_add(cfd, G_IO_IN | G_IO_HUP | G_IO_ERR, control_conn_readable_cb, c);
                 api->conns = g_list_prepend(api->conns, c);
                 api->stats.connections = g_list_length(api->conns);
@@ -611,7 +580,7 @@ void control_api_flush(ControlApi *api, int timeout_ms)
         for (;;) {
                 bool pending = false;
                 for (GList *l = api->conns; l; l = l->next)
-                        if (((ControlConn *) l->data)->out->len > 0)
+                        if (out_queue_pending(((ControlConn *) l->data)->out) > 0)
                                 pending = true;
                 if (!pending || g_get_monotonic_time() >= deadline)
                         return;

@@ -25,6 +25,7 @@
 
 #include "control-methods.h"
 #include "diag.h"
+#include "out-queue.h"
 #include "ctrmon/fd-util.h"
 
 #include <errno.h>
@@ -110,10 +111,9 @@ typedef struct {
         CtrmonContext *ctx;
         int fd;
         guint in_id;
-        guint out_id;
         guint listener_id;
         GByteArray *in;         /* received, not yet a whole frame */
-        GByteArray *out;        /* frames not yet sent */
+        OutQueue *out;          /* frames not yet sent */
         GByteArray *keys;
         ControlDetachMatcher matcher;
 } AttachStream;
@@ -124,13 +124,11 @@ static void control_attach_stream_free(AttachStream *s)
                 return;
         if (s->in_id)
                 g_source_remove(s->in_id);
-        if (s->out_id)
-                g_source_remove(s->out_id);
         if (s->listener_id && s->ctx->relay)
                 stdio_relay_remove_listener(s->ctx->relay, s->listener_id);
         ctrmon_close_fd(&s->fd);
         g_byte_array_unref(s->in);
-        g_byte_array_unref(s->out);
+        out_queue_free(s->out);
         if (s->keys)
                 g_byte_array_unref(s->keys);
         g_free(s);
@@ -147,58 +145,37 @@ static void control_attach_stream_close(AttachStream *s, const char *why)
         control_attach_stream_free(s);
 }
 
-static void control_attach_flush(AttachStream *s);
-
-static gboolean control_attach_writable_cb(int fd, GIOCondition condition, gpointer user_data)
+static void control_attach_output_sent_cb(OutQueue *q, OutQueueEvent event, int error, void *user_data)
 {
-        AttachStream *s = user_data;
-        s->out_id = 0;
-        control_attach_flush(s);
-        return G_SOURCE_REMOVE;
+        if (event == OUT_QUEUE_FAILED)
+                control_attach_stream_close(user_data, "the client went away");
 }
 
-/* Send what is queued without blocking. May close (and free) `s`. */
-static void control_attach_flush(AttachStream *s)
-{
-        while (s->out->len > 0) {
-                ssize_t n = send(s->fd, s->out->data, s->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n > 0) {
-                        g_byte_array_remove_range(s->out, 0, (guint) n);
-                } else if (n < 0 && errno == EINTR) {
-                        continue;
-                } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                        if (!s->out_id)
-                                s->out_id = g_unix_fd_add(s->fd, G_IO_OUT, control_attach_writable_cb, s);
-                        return;
-                } else {
-                        control_attach_stream_close(s, "the client went away");
-                        return;
-                }
-        }
-}
-
-static void control_attach_queue(AttachStream *s, guint8 type, const void *payload, size_t len)
+/* Queue one frame; with `send_now`, also write what the socket takes now,
+ * which may close (and free) `s`. */
+static void control_attach_queue(AttachStream *s, guint8 type, const void *payload, size_t len, bool send_now)
 {
         guint8 header[CTRMON_ATTACH_HEADER_SIZE] = {
                 type, (guint8) (len >> 24), (guint8) (len >> 16), (guint8) (len >> 8), (guint8) len,
         };
-        g_byte_array_append(s->out, header, sizeof header);
-        g_byte_array_append(s->out, payload, (guint) len);
+        struct iovec frame[2] = { { header, sizeof header }, { (void *) payload, len } };
+        if (send_now)
+                out_queue_append_iov(s->out, frame, 2);
+        else
+                out_queue_push_iov(s->out, frame, 2);
 }
 
 static void control_attach_output_cb(CtrmonStream stream, const char *buf, size_t len, void *user_data)
 {
         AttachStream *s = user_data;
-        if (s->out->len + CTRMON_ATTACH_HEADER_SIZE + len > CTRMON_ATTACH_QUEUE_MAX) {
+        if (out_queue_pending(s->out) + CTRMON_ATTACH_HEADER_SIZE + len > CTRMON_ATTACH_QUEUE_MAX) {
                 log_warning("Control attach client does not read its output: disconnecting it");
                 control_attach_stream_close(s, "too far behind");
                 return;
         }
         control_attach_queue(s, stream == CTRMON_STREAM_STDERR ? CTRMON_ATTACH_FRAME_STDERR
                                                                : CTRMON_ATTACH_FRAME_STDOUT,
-                             buf, len);
-        if (!s->out_id)
-                control_attach_flush(s);
+                             buf, len, true);
 }
 
 /* One frame from the client. Returns false if `s` was closed. */
@@ -325,7 +302,7 @@ void control_method_attach(ControlCall *call, json_object *params, void *user_da
         s->ctx = ctx;
         s->fd = fd;
         s->in = g_steal_pointer(&pending);
-        s->out = g_byte_array_new();
+        s->out = out_queue_new(fd, OUT_QUEUE_SOCKET, control_attach_output_sent_cb, s);
         s->keys = g_steal_pointer(&keys);
         s->matcher = (ControlDetachMatcher){ .keys = s->keys->data, .n_keys = s->keys->len };
         s->listener_id = stdio_relay_add_listener(ctx->relay, control_attach_output_cb, s);
@@ -342,28 +319,6 @@ void control_method_attach(ControlCall *call, json_object *params, void *user_da
 
 /* ------------------------------------------------------------ hooks */
 
-/* Blocking, bounded: the main loop has stopped, and the exit frame must
- * still follow the last output. */
-static void control_attach_flush_until(AttachStream *s, gint64 deadline)
-{
-        while (s->out->len > 0) {
-                ssize_t n = send(s->fd, s->out->data, s->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n > 0) {
-                        g_byte_array_remove_range(s->out, 0, (guint) n);
-                        continue;
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-                        return;
-                gint64 left = (deadline - g_get_monotonic_time()) / 1000;
-                if (left <= 0)
-                        return;
-                struct pollfd pfd = { .fd = s->fd, .events = POLLOUT };
-                poll(&pfd, 1, (int) left);
-        }
-}
-
 void control_attach_container_exited(CtrmonContext *ctx, int status)
 {
         gint64 deadline = g_get_monotonic_time() + CONTROL_ATTACH_EXIT_FLUSH_MS * 1000;
@@ -371,8 +326,10 @@ void control_attach_container_exited(CtrmonContext *ctx, int status)
                 AttachStream *s = g_ptr_array_index(ctx->attach_clients, 0);
                 guint32 u = (guint32) status;
                 guint8 payload[4] = { (guint8) (u >> 24), (guint8) (u >> 16), (guint8) (u >> 8), (guint8) u };
-                control_attach_queue(s, CTRMON_ATTACH_FRAME_EXIT, payload, sizeof payload);
-                control_attach_flush_until(s, deadline);
+                control_attach_queue(s, CTRMON_ATTACH_FRAME_EXIT, payload, sizeof payload, false);
+                /* Blocking, bounded: the main loop has stopped, and the
+                 * exit frame must still follow the last output. */
+                out_queue_flush_until(s->out, deadline);
                 control_attach_stream_close(s, "the container exited");
         }
 }

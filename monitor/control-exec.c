@@ -9,6 +9,7 @@
 #include "control-methods.h"
 #include "control-processes.h"
 #include "diag.h"
+#include "out-queue.h"
 #include "reaper.h"
 #include "runtime-shim.h"
 #include "ctrmon/error.h"
@@ -141,9 +142,8 @@ typedef struct {
         ControlExecOutput out[2];       /* stdout, stderr */
         size_t limit;
         int stdin_fd;
-        guint stdin_id;
-        GBytes *stdin_data;
-        size_t stdin_off;
+        OutQueue *stdin_out;
+        GBytes *stdin_data;             /* until handed to stdin_out */
 
         guint timeout_id;
         guint grace_id;
@@ -163,10 +163,7 @@ static void control_exec_close_output(ControlExecOutput *o)
 
 static void control_exec_close_stdin(ControlExec *x)
 {
-        if (x->stdin_id) {
-                g_source_remove(x->stdin_id);
-                x->stdin_id = 0;
-        }
+        g_clear_pointer(&x->stdin_out, out_queue_free);
         ctrmon_close_fd(&x->stdin_fd);
 }
 
@@ -261,35 +258,22 @@ static gboolean control_exec_output_cb(int fd, GIOCondition condition, gpointer 
         return G_SOURCE_CONTINUE;
 }
 
-static void control_exec_write_stdin(ControlExec *x);
-
-static gboolean control_exec_stdin_cb(int fd, GIOCondition condition, gpointer user_data)
+/* All of stdin written, or refused (EPIPE: the command does not read it
+ * all): EOF tells the command there is no more. */
+static void control_exec_stdin_sent_cb(OutQueue *q, OutQueueEvent event, int error, void *user_data)
 {
-        ControlExec *x = user_data;
-        x->stdin_id = 0;
-        control_exec_write_stdin(x);
-        return G_SOURCE_REMOVE;
+        control_exec_close_stdin(user_data);
 }
 
 static void control_exec_write_stdin(ControlExec *x)
 {
         gsize size = 0;
-        const guint8 *data = x->stdin_data ? g_bytes_get_data(x->stdin_data, &size) : NULL;
-        while (x->stdin_fd >= 0 && x->stdin_off < size) {
-                ssize_t n = write(x->stdin_fd, data + x->stdin_off, size - x->stdin_off);
-                if (n > 0) {
-                        x->stdin_off += (size_t) n;
-                } else if (n < 0 && errno == EINTR) {
-                        continue;
-                } else if (n < 0 && errno == EAGAIN) {
-                        x->stdin_id = g_unix_fd_add(x->stdin_fd, G_IO_OUT | G_IO_ERR, control_exec_stdin_cb, x);
-                        return;
-                } else {
-                        break; /* EPIPE: the command does not read it all */
-                }
-        }
-        /* All written (or refused): EOF tells the command there is no more. */
-        control_exec_close_stdin(x);
+        const void *data = x->stdin_data ? g_bytes_get_data(x->stdin_data, &size) : NULL;
+        struct iovec iov = { (void *) data, size };
+        x->stdin_out = out_queue_new(x->stdin_fd, OUT_QUEUE_PIPE, control_exec_stdin_sent_cb, x);
+        out_queue_push_iov(x->stdin_out, &iov, 1);
+        g_clear_pointer(&x->stdin_data, g_bytes_unref);
+        out_queue_flush(x->stdin_out); /* calls back at once if nothing is pending */
 }
 
 static int control_exec_exit_code(const ControlExec *x, json_object **ret_signal)
