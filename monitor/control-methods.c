@@ -12,6 +12,7 @@
 #include "runtime-shim.h"
 #include "ctrmon-config.h"
 #include "ctrmon/error.h"
+#include "ctrmon/signal-names.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -230,29 +231,16 @@ static void control_method_wait(ControlCall *call, json_object *params, void *us
         g_ptr_array_add(ctx->waiters, control_call_ref(call));
 }
 
+/* "signal": a number, or a name as ctrmon-api(7) and signal-names.h say. */
 static int control_parse_signal(json_object *v)
 {
-        static const struct {
-                const char *name;
-                int number;
-        } names[] = {
-                { "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT }, { "KILL", SIGKILL },
-                { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "TERM", SIGTERM }, { "STOP", SIGSTOP },
-                { "CONT", SIGCONT }, { "WINCH", SIGWINCH }, { "ALRM", SIGALRM }, { "PIPE", SIGPIPE },
-        };
         if (json_object_is_type(v, json_type_int)) {
                 int64_t n = json_object_get_int64(v);
                 return n >= 1 && n < NSIG ? (int) n : -1;
         }
         if (!json_object_is_type(v, json_type_string))
                 return -1;
-        const char *s = json_object_get_string(v);
-        if (g_ascii_strncasecmp(s, "SIG", 3) == 0)
-                s += 3;
-        for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
-                if (g_ascii_strcasecmp(s, names[i].name) == 0)
-                        return names[i].number;
-        return -1;
+        return ctrmon_signal_from_name(json_object_get_string(v));
 }
 
 static int control_runtime_kill_all(CtrmonContext *ctx, int signo, GError **error)

@@ -2,6 +2,7 @@
  * version, events, logs and exec. Each parses its own options, makes its
  * call and prints either a readable form or (--json) the raw result. */
 #include "ctrmonctl.h"
+#include "ctrmon/signal-names.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -145,7 +146,7 @@ int ctl_cmd_kill(Ctl *ctl, int argc, char **argv)
         while ((c = getopt_long(argc, argv, "+s:a", options, NULL)) != -1) {
                 switch (c) {
                 case 's':
-                        signo = ctl_parse_signal(optarg);
+                        signo = ctrmon_signal_from_name(optarg);
                         if (signo < 0) {
                                 fprintf(stderr, "ctrmonctl kill: unknown signal \"%s\"\n", optarg);
                                 return CTL_EXIT_FAILURE;

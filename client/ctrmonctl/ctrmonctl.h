@@ -39,7 +39,6 @@ void ctl_print_json(const char *text, bool pretty);
 /* Clamp a status to what exit() can carry. */
 int ctl_exit_status(int status);
 /* Parse "TERM", "SIGTERM", "15": the number or -1. */
-int ctl_parse_signal(const char *s);
 
 /* The attach loop (attach.c), shared by `attach` and `run`: returns the
  * exit code (the container's status, 0 after a detach). */

@@ -5,6 +5,7 @@
 #include "ctrmonctl.h"
 
 #include "ctrmon/control.h"
+#include "ctrmon/signal-names.h"
 #include "ctrmon-config.h"
 
 #include <errno.h>
@@ -140,40 +141,6 @@ int ctl_exit_status(int status)
         if (status < 0)
                 return CTL_EXIT_FAILURE;
         return status > 255 ? 255 : status;
-}
-
-int ctl_parse_signal(const char *s)
-{
-        static const struct {
-                const char *name;
-                int number;
-        } names[] = {
-                { "HUP", SIGHUP },   { "INT", SIGINT },     { "QUIT", SIGQUIT }, { "ILL", SIGILL },
-                { "TRAP", SIGTRAP }, { "ABRT", SIGABRT },   { "BUS", SIGBUS },   { "FPE", SIGFPE },
-                { "KILL", SIGKILL }, { "USR1", SIGUSR1 },   { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
-                { "PIPE", SIGPIPE }, { "ALRM", SIGALRM },   { "TERM", SIGTERM }, { "CHLD", SIGCHLD },
-                { "CONT", SIGCONT }, { "STOP", SIGSTOP },   { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN },
-                { "TTOU", SIGTTOU }, { "URG", SIGURG },     { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
-                { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "IO", SIGIO },
-                { "PWR", SIGPWR },   { "SYS", SIGSYS },
-        };
-        if (!s || !*s)
-                return -1;
-        char *end;
-        long n = strtol(s, &end, 10);
-        if (!*end)
-                return n >= 1 && n < NSIG ? (int) n : -1;
-        if (strncasecmp(s, "SIG", 3) == 0)
-                s += 3;
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-                if (strcasecmp(s, names[i].name) == 0)
-                        return names[i].number;
-        if (strncasecmp(s, "RTMIN+", 6) == 0) {
-                n = strtol(s + 6, &end, 10);
-                if (!*end && n >= 0 && SIGRTMIN + n <= SIGRTMAX)
-                        return SIGRTMIN + (int) n;
-        }
-        return -1;
 }
 
 int main(int argc, char **argv)

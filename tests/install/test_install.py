@@ -100,7 +100,7 @@ def test_library_links_headers_and_pkgconfig(dest):
     libdir = _libdir(dest)
     assert os.readlink(os.path.join(libdir, "libctrmon.so.0")) == "libctrmon.so.0.1.0"
     assert os.readlink(os.path.join(libdir, "libctrmon.so")) == "libctrmon.so.0"
-    for h in ("client.h", "control.h"):
+    for h in ("client.h", "control.h", "signal-names.h"):
         assert os.path.isfile(os.path.join(dest, "usr", "include", "ctrmon", h)), h
     pc = os.path.join(libdir, "pkgconfig", "libctrmon.pc")
     with open(pc) as f:
@@ -113,7 +113,9 @@ def test_library_links_headers_and_pkgconfig(dest):
         src, exe = os.path.join(t, "t.c"), os.path.join(t, "t")
         with open(src, "w") as f:
             f.write("#include <ctrmon/client.h>\n#include <ctrmon/control.h>\n"
+                    "#include <ctrmon/signal-names.h>\n"
                     "int main(void) { CtrmonClient *c = NULL; "
+                    "if (ctrmon_signal_from_name(\"SIGTERM\") != 15) return 2; "
                     "return ctrmon_client_connect(\"/nonexistent\", &c) < 0 ? 0 : 1; }\n")
         _run(["cc", "-o", exe, src, f"-I{dest}/usr/include", f"-L{libdir}", "-lctrmon"])
         _run([exe], env=dict(os.environ, LD_LIBRARY_PATH=libdir))

@@ -7,6 +7,7 @@
 #include "protocol.h"
 #include "ctrmon/client.h"
 #include "ctrmon/control.h"
+#include "ctrmon/signal-names.h"
 
 #include <check.h>
 #include <errno.h>
@@ -18,6 +19,29 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------ encoding */
+
+/* The one signal-name table of the protocol (monitor and ctrmonctl). */
+START_TEST(test_signal_names_numbers_sig_prefix_case_and_rtmin)
+{
+        ck_assert_int_eq(ctrmon_signal_from_name("TERM"), SIGTERM);
+        ck_assert_int_eq(ctrmon_signal_from_name("SIGKILL"), SIGKILL);
+        ck_assert_int_eq(ctrmon_signal_from_name("sigusr1"), SIGUSR1);
+        ck_assert_int_eq(ctrmon_signal_from_name("winch"), SIGWINCH);
+        ck_assert_int_eq(ctrmon_signal_from_name("15"), 15);
+        ck_assert_int_eq(ctrmon_signal_from_name("RTMIN+2"), SIGRTMIN + 2);
+        ck_assert_int_eq(ctrmon_signal_from_name("SIGRTMIN+0"), SIGRTMIN);
+        ck_assert_int_eq(ctrmon_signal_from_name("RTMIN+99"), -1);
+        ck_assert_int_eq(ctrmon_signal_from_name("RTMIN+-1"), -1);
+        ck_assert_int_eq(ctrmon_signal_from_name("0"), -1);
+        ck_assert_int_eq(ctrmon_signal_from_name("65"), -1);
+        ck_assert_int_eq(ctrmon_signal_from_name("-9"), -1);
+        ck_assert_int_eq(ctrmon_signal_from_name("15x"), -1);
+        ck_assert_int_eq(ctrmon_signal_from_name("SIG"), -1);
+        ck_assert_int_eq(ctrmon_signal_from_name("BOGUS"), -1);
+        ck_assert_int_eq(ctrmon_signal_from_name(""), -1);
+        ck_assert_int_eq(ctrmon_signal_from_name(NULL), -1);
+}
+END_TEST
 
 START_TEST(test_request_line_is_compact_jsonrpc_with_newline)
 {
@@ -524,6 +548,7 @@ int main(void)
         Suite *s = suite_create("client");
         TCase *tc = tcase_create("core");
         tcase_add_test(tc, test_request_line_is_compact_jsonrpc_with_newline);
+        tcase_add_test(tc, test_signal_names_numbers_sig_prefix_case_and_rtmin);
         tcase_add_test(tc, test_request_without_params_omits_them_and_keeps_slashes);
         tcase_add_test(tc, test_request_rejects_non_object_params_and_empty_method);
         tcase_add_test(tc, test_parse_result_keeps_id_and_result_text);
