@@ -23,6 +23,7 @@ CtrmonContext *context_new(const CtrmonOptions *opts)
         ctx->inherited_fds = g_array_new(FALSE, FALSE, sizeof(int));
         ctx->pipes = (StdioPipes){ -1, -1, -1, -1, -1, -1 };
         ctx->sinks = g_ptr_array_new_with_free_func((GDestroyNotify) log_sink_free);
+        g_mutex_init(&ctx->log_stats_lock);
         ctx->pty_master = -1;
         ctx->child_watches = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
         ctx->unclaimed_exits = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -30,10 +31,70 @@ CtrmonContext *context_new(const CtrmonOptions *opts)
         return ctx;
 }
 
+/* --- reports of the log buffer (log-buffer.h) --- */
+
+static void context_log_dropped_cb(uint64_t bytes, uint64_t chunks, const LogBufferStats *totals, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "bytes", json_object_new_int64((int64_t) bytes));
+        json_object_object_add(f, "chunks", json_object_new_int64((int64_t) chunks));
+        json_object_object_add(f, "bytes_dropped", json_object_new_int64((int64_t) totals->bytes_dropped));
+        json_object_object_add(f, "chunks_dropped", json_object_new_int64((int64_t) totals->chunks_dropped));
+        json_object_object_add(f, "buffer_size", json_object_new_int64((int64_t) totals->size));
+        control_emit(ctx, CTRMON_EVENT_LOG_DROPPED, f);
+}
+
+static void context_log_sink_state_cb(const LogBufferSinkState *state, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "sink", json_object_new_string(state->sink));
+        json_object_object_add(f, "error", state->message ? json_object_new_string(state->message) : NULL);
+        json_object_object_add(f, "failed_writes", json_object_new_int64((int64_t) state->failed_writes));
+        control_emit(ctx, state->failing ? CTRMON_EVENT_LOG_WRITE_FAILED : CTRMON_EVENT_LOG_WRITE_RESUMED, f);
+}
+
+/* On the thread that calls the sinks, right after it did. */
+static void context_log_sinks_called_cb(GPtrArray *sinks, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        for (guint i = 0; i < sinks->len; i++) {
+                LogSink *sink = g_ptr_array_index(sinks, i);
+                if (!g_str_equal(sink->ops->name, "k8s-file"))
+                        continue;
+                K8sFileStats ks;
+                k8s_file_sink_get_stats(sink, &ks);
+                g_mutex_lock(&ctx->log_stats_lock);
+                ctx->k8s_stats = ks;
+                ctx->has_k8s_stats = true;
+                g_mutex_unlock(&ctx->log_stats_lock);
+        }
+}
+
+bool context_get_k8s_stats(CtrmonContext *ctx, K8sFileStats *ret_stats)
+{
+        g_mutex_lock(&ctx->log_stats_lock);
+        bool has = ctx->has_k8s_stats;
+        if (has)
+                *ret_stats = ctx->k8s_stats;
+        g_mutex_unlock(&ctx->log_stats_lock);
+        return has;
+}
+
+bool context_get_log_buffer_stats(CtrmonContext *ctx, LogBufferStats *ret_stats)
+{
+        if (!ctx->log_buffer)
+                return false;
+        log_buffer_get_stats(ctx->log_buffer, ret_stats);
+        return true;
+}
+
 int context_open_sinks(CtrmonContext *ctx, GError **error)
 {
         const CtrmonOptions *o = ctx->opts;
         CtrmonOptions *mutable_opts = (CtrmonOptions *) o;
+        g_autoptr(GPtrArray) sinks = g_ptr_array_new_with_free_func((GDestroyNotify) log_sink_free);
 
         if (o->log.k8s_file && o->log.k8s_fd >= 0) {
                 K8sFileConfig config = {
@@ -51,7 +112,7 @@ int context_open_sinks(CtrmonContext *ctx, GError **error)
                         return r;
                 /* The sink owns the descriptor now. */
                 mutable_opts->log.k8s_fd = -1;
-                g_ptr_array_add(ctx->sinks, sink);
+                g_ptr_array_add(sinks, sink);
         }
         if (o->log.journald) {
                 JournaldConfig config = {
@@ -60,13 +121,34 @@ int context_open_sinks(CtrmonContext *ctx, GError **error)
                         .tag = o->log_tag,
                         .labels = (const char *const *) o->log_labels,
                         .no_partial_flag = o->no_container_partial_message,
+                        .priority_prefix = o->log_priority_prefix,
                 };
                 LogSink *sink = NULL;
                 int r = journald_sink_new(&config, &sink, error);
                 if (r < 0)
                         return r;
-                g_ptr_array_add(ctx->sinks, sink);
+                g_ptr_array_add(sinks, sink);
         }
+        if (sinks->len == 0)
+                return 0;
+
+        /* The counters as they are before the first write (the size of an
+         * existing file), then after every call. */
+        context_log_sinks_called_cb(sinks, ctx);
+        LogBufferConfig config = {
+                .size = o->log_buffer_size,
+                .dropped_fn = context_log_dropped_cb,
+                .sink_state_fn = context_log_sink_state_cb,
+                .sinks_called_fn = context_log_sinks_called_cb,
+                .user_data = ctx,
+        };
+        LogSink *buffer = NULL;
+        int r = log_buffer_new(sinks, &config, &buffer, error);
+        if (r < 0)
+                return r;
+        g_steal_pointer(&sinks);
+        ctx->log_buffer = buffer;
+        g_ptr_array_add(ctx->sinks, buffer);
         return 0;
 }
 
@@ -164,7 +246,10 @@ void context_free(CtrmonContext *ctx)
         ctrmon_close_fd(&ctx->dev_null_fd);
         if (ctx->sync.fd >= 0)
                 close(ctx->sync.fd);
+        /* Joins the log writer thread, which still calls back into ctx. */
         g_ptr_array_unref(ctx->sinks);
+        ctx->log_buffer = NULL;
+        g_mutex_clear(&ctx->log_stats_lock);
         g_array_unref(ctx->inherited_fds);
         g_hash_table_unref(ctx->child_watches);
         g_hash_table_unref(ctx->unclaimed_exits);

@@ -7,6 +7,8 @@
 #include "console.h"
 #include "control-api.h"
 #include "ctl-fifo.h"
+#include "log-buffer.h"
+#include "log-k8s-file.h"
 #include "oom.h"
 #include "options.h"
 #include "sdnotify.h"
@@ -49,7 +51,14 @@ typedef struct {
 
         StdioPipes pipes;
         StdioRelay *relay;
-        GPtrArray *sinks;               /* LogSink*, owned */
+        GPtrArray *sinks;               /* LogSink*, owned: the one log buffer
+                                         * in front of the real sinks, or none */
+        LogSink *log_buffer;            /* borrowed from sinks              */
+        /* The k8s-file sink's counters as of its last call (it may be called
+         * from the log writer thread): under log_stats_lock. */
+        GMutex log_stats_lock;
+        bool has_k8s_stats;
+        K8sFileStats k8s_stats;
         ConsoleSocket *console;
         int pty_master;                 /* -1 until the runtime sent it */
         AttachServer *attach;
@@ -110,6 +119,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CtrmonContext, context_free)
 /* Build the log sinks the options ask for (k8s-file takes over the fd the
  * options opened). */
 int context_open_sinks(CtrmonContext *ctx, GError **error);
+
+/* The log counters for "stats": false if there is no such sink. */
+bool context_get_k8s_stats(CtrmonContext *ctx, K8sFileStats *ret_stats);
+bool context_get_log_buffer_stats(CtrmonContext *ctx, LogBufferStats *ret_stats);
 
 /* Route the exit of `pid` to `fn` (once) instead of the lifecycle. */
 void context_watch_child(CtrmonContext *ctx, pid_t pid, ContextChildFn fn, void *user_data);

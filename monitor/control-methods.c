@@ -153,7 +153,8 @@ static void control_method_version(ControlCall *call, json_object *params, void 
         static const char *const types[] = {
                 CTRMON_EVENT_CREATED, CTRMON_EVENT_STARTED, CTRMON_EVENT_EXITED, CTRMON_EVENT_OOM,
                 CTRMON_EVENT_LOG_ROTATED, CTRMON_EVENT_ATTACH_CONNECTED, CTRMON_EVENT_ATTACH_DISCONNECTED,
-                CTRMON_EVENT_STDIN_CLOSED,
+                CTRMON_EVENT_STDIN_CLOSED, CTRMON_EVENT_LOG_DROPPED, CTRMON_EVENT_LOG_WRITE_FAILED,
+                CTRMON_EVENT_LOG_WRITE_RESUMED,
         };
         for (size_t i = 0; i < G_N_ELEMENTS(types); i++)
                 json_object_array_add(events, json_object_new_string(types[i]));
@@ -378,17 +379,24 @@ static void control_method_stats(ControlCall *call, json_object *params, void *u
         }
         json_object_object_add(m, "stdin_bytes", json_object_new_int64((int64_t) st.stdin_bytes));
         guint64 dropped = 0;
-        for (guint i = 0; i < ctx->sinks->len; i++) {
-                LogSink *sink = g_ptr_array_index(ctx->sinks, i);
-                if (g_str_equal(sink->ops->name, "k8s-file")) {
-                        K8sFileStats ks;
-                        k8s_file_sink_get_stats(sink, &ks);
-                        dropped += ks.bytes_dropped;
-                        json_object_object_add(m, "log_file_bytes", json_object_new_int64(ks.current_size));
-                }
+        K8sFileStats ks;
+        if (context_get_k8s_stats(ctx, &ks)) {
+                dropped += ks.bytes_dropped;
+                json_object_object_add(m, "log_file_bytes", json_object_new_int64(ks.current_size));
         }
+        LogBufferStats lb = { 0 };
+        context_get_log_buffer_stats(ctx, &lb);
         json_object_object_add(m, "log_bytes_dropped", json_object_new_int64((int64_t) dropped));
-        json_object_object_add(m, "log_write_errors", json_object_new_int64((int64_t) st.sink_errors));
+        json_object_object_add(m, "log_write_errors", json_object_new_int64((int64_t) (st.sink_errors + lb.write_errors)));
+        /* --log-buffer-size: what waits for the writer thread, and the
+         * container output that did not fit (all zero in lossless mode). */
+        json_object *buf = json_object_new_object();
+        json_object_object_add(buf, "size", json_object_new_int64((int64_t) lb.size));
+        json_object_object_add(buf, "bytes_queued", json_object_new_int64((int64_t) lb.bytes_queued));
+        json_object_object_add(buf, "bytes_queued_max", json_object_new_int64((int64_t) lb.bytes_queued_max));
+        json_object_object_add(buf, "bytes_dropped", json_object_new_int64((int64_t) lb.bytes_dropped));
+        json_object_object_add(buf, "chunks_dropped", json_object_new_int64((int64_t) lb.chunks_dropped));
+        json_object_object_add(m, "log_buffer", buf);
         AttachStats as = { 0 };
         if (ctx->attach)
                 attach_server_get_stats(ctx->attach, &as);

@@ -1,14 +1,20 @@
 /* journald sink (spec §6.4): container lines become journal entries with
  * conmon's field set, in conmon's order; partial lines are buffered per stream
  * up to 8192 bytes and flagged CONTAINER_PARTIAL_MESSAGE when sent incomplete.
- * It owns no file and never blocks for long: a failed send drops that entry
- * only, is counted, and is returned for the relay to log. */
+ * It speaks journald's native protocol itself (no libsystemd) on one socket
+ * opened with the first entry; a failed send drops that entry only, is
+ * counted, and is returned for the relay to log. */
 #include "log-journald.h"
 
 #include "ctrmon/error.h"
 
+#include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
-#include <systemd/sd-journal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 /* conmon's STDIO_BUF_SIZE: the partial buffer and the rule "buffer a
  * fragment only while it fits into what is left" both use it. */
@@ -23,6 +29,15 @@ typedef struct {
         size_t len;
 } JournaldPartial;
 
+/* As sd-journal: a send buffer big enough that a burst of entries does
+ * not block the monitor while journald catches up. */
+#define JOURNALD_SNDBUF (8 * 1024 * 1024)
+
+typedef struct {
+        const char *path;             /* JOURNALD_SOCKET_PATH, or a test's   */
+        int fd;                       /* -1 until the first entry            */
+} JournaldSocket;
+
 typedef struct {
         LogSink base;
         /* Every field that does not change per entry, preformatted once. */
@@ -33,11 +48,13 @@ typedef struct {
         char *field_ident;
         char **labels;
         bool no_partial_flag;
+        bool priority_prefix;
         JournaldPartial partial[2];   /* stdout, stderr */
         /* Reused per entry, so the hot path does not allocate: "MESSAGE="
          * followed by the buffered fragment and the new line. */
         GString *message;
         struct iovec *iov;            /* JOURNALD_FIXED_FIELDS + labels */
+        JournaldSocket socket;        /* the native transport's state */
         JournaldSendFn send;
         void *send_data;
         uint64_t dropped_entries;
@@ -48,13 +65,122 @@ static const char *const journald_priority_fields[8] = {
         "PRIORITY=4", "PRIORITY=5", "PRIORITY=6", "PRIORITY=7",
 };
 
-/* sd_journal_sendv() is a macro adding CODE_FILE/CODE_LINE/CODE_FUNC from
- * __FILE__, which is relative to the build directory; name the source file
- * the same way on every build instead (conmon's say src/ctr_logging.c). */
+/* The journal's native protocol, spoken as sd_journal_sendv() speaks it
+ * (systemd's journal-send.c), so the journald driver needs no libsystemd:
+ * one datagram per entry, "FIELD=value\n" per field, or "FIELD\n", the
+ * value's length (64-bit little endian), the value and "\n" when the value
+ * holds a newline. An entry too big for a datagram goes as a sealed memfd. */
+static int journald_socket_get_fd(JournaldSocket *js)
+{
+        if (js->fd >= 0)
+                return js->fd;
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        int size = JOURNALD_SNDBUF;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+                (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        js->fd = fd;
+        return fd;
+}
+
+static int journald_socket_send_memfd(int fd, const struct msghdr *datagram)
+{
+        int data_fd = memfd_create("journal-data", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (data_fd < 0)
+                return -errno;
+        int r = 0;
+        if (writev(data_fd, datagram->msg_iov, (int) datagram->msg_iovlen) < 0 ||
+            fcntl(data_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                r = -errno;
+        if (r == 0) {
+                union {
+                        struct cmsghdr align;
+                        char buf[CMSG_SPACE(sizeof(int))];
+                } control = { 0 };
+                struct msghdr mh = {
+                        .msg_name = datagram->msg_name,
+                        .msg_namelen = datagram->msg_namelen,
+                        .msg_control = control.buf,
+                        .msg_controllen = sizeof control.buf,
+                };
+                struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
+                cmsg->cmsg_level = SOL_SOCKET;
+                cmsg->cmsg_type = SCM_RIGHTS;
+                cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cmsg), &data_fd, sizeof(int));
+                if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 && errno != ENOENT)
+                        r = -errno;
+        }
+        close(data_fd);
+        return r;
+}
+
+static int journald_socket_sendv(JournaldSocket *js, const struct iovec *iov, int n)
+{
+        struct iovec *w = g_newa(struct iovec, (size_t) n * 5);
+        uint64_t *value_len = g_newa(uint64_t, (size_t) n);
+        size_t j = 0;
+        for (int i = 0; i < n; i++) {
+                const char *field = iov[i].iov_base;
+                size_t len = iov[i].iov_len;
+                const char *eq = field && len > 1 ? memchr(field, '=', len) : NULL;
+                if (!eq || eq == field)
+                        return -EINVAL;
+                const char *nl = memchr(field, '\n', len);
+                if (nl) {
+                        if (nl < eq)
+                                return -EINVAL;
+                        size_t name_len = (size_t) (eq - field);
+                        value_len[i] = GUINT64_TO_LE(len - name_len - 1);
+                        w[j++] = (struct iovec) { (void *) field, name_len };
+                        w[j++] = (struct iovec) { (void *) "\n", 1 };
+                        w[j++] = (struct iovec) { &value_len[i], sizeof value_len[i] };
+                        w[j++] = (struct iovec) { (void *) (eq + 1), len - name_len - 1 };
+                } else {
+                        w[j++] = iov[i];
+                }
+                w[j++] = (struct iovec) { (void *) "\n", 1 };
+        }
+
+        int fd = journald_socket_get_fd(js);
+        if (fd < 0)
+                return fd;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(js->path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, js->path);
+        struct msghdr mh = {
+                .msg_name = &sa,
+                .msg_namelen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(sa.sun_path) + 1),
+                .msg_iov = w,
+                .msg_iovlen = j,
+        };
+        if (sendmsg(fd, &mh, MSG_NOSIGNAL) >= 0)
+                return 0;
+        /* As sd-journal: no journal running is not an error (the entry is
+         * lost, as it would be with conmon). */
+        if (errno == ENOENT)
+                return 0;
+        if (errno != EMSGSIZE && errno != ENOBUFS && errno != EAGAIN)
+                return -errno;
+        return journald_socket_send_memfd(fd, &mh);
+}
+
+/* The fields sd_journal_sendv_with_location() appends. __FILE__ is relative
+ * to the build directory: name the source file the same way on every build
+ * instead (conmon's say src/ctr_logging.c). */
 static int journald_send_native(const struct iovec *iov, int n, void *user_data)
 {
-        return sd_journal_sendv_with_location("CODE_FILE=monitor/log-journald.c",
-                                              "CODE_LINE=" G_STRINGIFY(__LINE__), __func__, iov, n);
+        static const struct iovec location[] = {
+                { (void *) "CODE_FILE=monitor/log-journald.c", sizeof "CODE_FILE=monitor/log-journald.c" - 1 },
+                { (void *) "CODE_LINE=" G_STRINGIFY(__LINE__), sizeof "CODE_LINE=" G_STRINGIFY(__LINE__) - 1 },
+                { (void *) "CODE_FUNC=journald_send_native", sizeof "CODE_FUNC=journald_send_native" - 1 },
+        };
+        struct iovec *all = g_newa(struct iovec, (size_t) n + G_N_ELEMENTS(location));
+        memcpy(all, iov, sizeof *iov * (size_t) n);
+        memcpy(all + n, location, sizeof location);
+        return journald_socket_sendv(user_data, all, n + (int) G_N_ELEMENTS(location));
 }
 
 int journald_parse_priority(const char **line, size_t *len)
@@ -146,7 +272,10 @@ static int journald_write_read(JournaldSink *s, CtrmonStream stream, const char 
                         break; /* a fragment is always the end of the read */
                 }
 
-                int priority = part->len == 0 ? journald_parse_priority(&text, &text_len) : -1;
+                /* Off by default: podman 4's journald reader takes only
+                 * PRIORITY 6 (stdout) and 3 (stderr) and stops `podman logs`
+                 * at any other entry, so conmon 2.2's prefix rule is opt-in. */
+                int priority = s->priority_prefix && part->len == 0 ? journald_parse_priority(&text, &text_len) : -1;
                 g_autoptr(GError) local = NULL;
                 /* A complete line keeps its '\n' in MESSAGE, as conmon. */
                 int r = journald_send(s, stream, priority, part->buf, part->len, text, text_len, !nl, &local);
@@ -225,6 +354,8 @@ static void journald_sink_free(LogSink *sink)
         if (s->message)
                 g_string_free(s->message, TRUE);
         g_free(s->iov);
+        if (s->socket.fd >= 0)
+                close(s->socket.fd);
         g_free(s);
 }
 
@@ -257,10 +388,14 @@ int journald_sink_new(const JournaldConfig *config, LogSink **ret_sink, GError *
                                      config->tag ? config->tag : config->name ? config->name : short_id, NULL);
         s->labels = g_strdupv((char **) config->labels);
         s->no_partial_flag = config->no_partial_flag;
+        s->priority_prefix = config->priority_prefix;
         s->message = g_string_sized_new(strlen("MESSAGE=") + 2 * JOURNALD_PARTIAL_MAX);
         g_string_append(s->message, "MESSAGE=");
         s->iov = g_new(struct iovec, JOURNALD_FIXED_FIELDS + (s->labels ? g_strv_length(s->labels) : 0));
         s->send = journald_send_native;
+        s->socket.path = config->socket_path ? config->socket_path : JOURNALD_SOCKET_PATH;
+        s->socket.fd = -1;
+        s->send_data = &s->socket;
         *ret_sink = &s->base;
         return 0;
 }
@@ -270,7 +405,7 @@ void journald_sink_set_sender(LogSink *sink, JournaldSendFn fn, void *user_data)
         JournaldSink *s = (JournaldSink *) sink;
         g_return_if_fail(sink && sink->ops == &journald_sink_ops);
         s->send = fn ? fn : journald_send_native;
-        s->send_data = fn ? user_data : NULL;
+        s->send_data = fn ? user_data : &s->socket;
 }
 
 uint64_t journald_sink_get_dropped(const LogSink *sink)

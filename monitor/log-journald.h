@@ -13,15 +13,21 @@ typedef struct {
         const char *tag;              /* CONTAINER_TAG, or NULL               */
         const char *const *labels;    /* extra "NAME=VALUE" fields            */
         bool no_partial_flag;         /* --no-container-partial-message       */
+        bool priority_prefix;         /* --log-priority-prefix                */
+        const char *socket_path;      /* NULL: JOURNALD_SOCKET_PATH (tests)   */
 } JournaldConfig;
 
+/* journald's native socket. The default transport speaks its protocol
+ * itself (as sd_journal_sendv() does), so this driver needs no libsystemd. */
+#define JOURNALD_SOCKET_PATH "/run/systemd/journal/socket"
+
 /* The transport: sends one entry made of N "FIELD=value" iovecs and returns
- * >= 0 or -errno, like sd_journal_sendv() (the default). */
+ * >= 0 or -errno, like sd_journal_sendv() (the default speaks its protocol). */
 typedef int (*JournaldSendFn)(const struct iovec *iov, int n, void *user_data);
 
 int journald_sink_new(const JournaldConfig *config, LogSink **ret_sink, GError **error);
 
-/* Test seam: replace the transport (fn NULL restores sd_journal_sendv). */
+/* Test seam: replace the transport (fn NULL restores the native one). */
 void journald_sink_set_sender(LogSink *sink, JournaldSendFn fn, void *user_data);
 
 /* Entries dropped because the transport failed. */

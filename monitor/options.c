@@ -50,6 +50,7 @@ typedef struct {
         gboolean full_attach;
         gboolean no_sync_log;
         gboolean no_container_partial_message;
+        gboolean log_priority_prefix;
         gboolean log_rotate;
         gboolean start;
         gboolean systemd_scope;
@@ -74,6 +75,22 @@ static gboolean options_runtime_opt_cb(G_GNUC_UNUSED const char *option_name, co
         OptionsParse *p = data;
 
         g_ptr_array_add(p->runtime_opts, g_strdup(value));
+        return TRUE;
+}
+
+/* --log-buffer-size: ctrmon's own, so no conmon rule to follow. */
+static gboolean options_log_buffer_size_cb(G_GNUC_UNUSED const char *option_name, const char *value,
+                                           gpointer data, GError **error)
+{
+        OptionsParse *p = data;
+
+        if (options_parse_size(value, &p->opts->log_buffer_size) < 0) {
+                g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                            "Invalid --log-buffer-size \"%s\": expected a byte count, optionally with a k, m or g "
+                            "suffix (KiB, MiB, GiB)",
+                            value);
+                return FALSE;
+        }
         return TRUE;
 }
 
@@ -199,6 +216,14 @@ static GOptionContext *options_context_new(OptionsParse *p)
                        "Extra journald field NAME=VALUE for container log entries; repeatable", "NAME=VALUE"),
                 OPT_F("no-container-partial-message", 0, &p->no_container_partial_message,
                       "journald: never add CONTAINER_PARTIAL_MESSAGE=true to log entries"),
+                OPT_F("log-priority-prefix", 0, &p->log_priority_prefix,
+                      "journald: read a leading <0>..<7> of a line as its PRIORITY (conmon 2.2's rule; off by "
+                      "default because podman 4 cannot read such entries back; ctrmon only)"),
+                { "log-buffer-size", 0, 0, G_OPTION_ARG_CALLBACK, (gpointer) options_log_buffer_size_cb,
+                  "Never let the container wait on its logs: buffer up to SIZE bytes of output (k, m, g "
+                  "suffixes) for a writer thread and drop, counted, what does not fit (default 0: lossless, "
+                  "the container waits for slow logs; ctrmon only)",
+                  "SIZE" },
 
                 /* the monitor's own diagnostics */
                 OPT_S("log-level", 0, &p->log_level,
@@ -246,6 +271,42 @@ static GOptionContext *options_context_new(OptionsParse *p)
         g_option_group_add_entries(group, entries);
         g_option_context_set_main_group(ctx, group);
         return ctx;
+}
+
+int options_parse_size(const char *s, uint64_t *ret_bytes)
+{
+        uint64_t value = 0, unit = 1;
+        const char *p = s;
+
+        if (!s || !g_ascii_isdigit(*s))
+                return -EINVAL;
+        for (; g_ascii_isdigit(*p); p++) {
+                if (value > (UINT64_MAX - 9) / 10)
+                        return -ERANGE;
+                value = value * 10 + (uint64_t) (*p - '0');
+        }
+        switch (g_ascii_tolower(*p)) {
+        case '\0':
+                break;
+        case 'k':
+                unit = 1024;
+                break;
+        case 'm':
+                unit = 1024 * 1024;
+                break;
+        case 'g':
+                unit = 1024 * 1024 * 1024;
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (*p && p[1] != '\0')
+                return -EINVAL;
+        if (value > UINT64_MAX / unit)
+                return -ERANGE;
+        if (ret_bytes)
+                *ret_bytes = value * unit;
+        return 0;
 }
 
 int options_parse_log_level(const char *s, CtrmonLogLevel *ret_level)
@@ -586,6 +647,8 @@ static int options_validate(CtrmonOptions *o, OptionsParse *p, GError **error)
         /* 16 */
         if (o->no_container_partial_message && !o->log.journald)
                 options_warn(o, "--no-container-partial-message has no effect without journald log driver");
+        if (o->log_priority_prefix && !o->log.journald)
+                options_warn(o, "--log-priority-prefix has no effect without journald log driver");
 
         return 0;
 }
@@ -609,6 +672,7 @@ static void options_copy_flags(CtrmonOptions *o, const OptionsParse *p)
         o->full_attach = p->full_attach;
         o->no_sync_log = p->no_sync_log;
         o->no_container_partial_message = p->no_container_partial_message;
+        o->log_priority_prefix = p->log_priority_prefix;
         o->log_rotate = p->log_rotate;
         o->start = p->start;
         o->systemd_scope = p->systemd_scope;

@@ -77,11 +77,13 @@ typedef struct {
         char *log_tag;
         char **log_labels;       /* NAME=VALUE journald fields             */
         bool no_container_partial_message;
+        bool log_priority_prefix;   /* journald: "<d>" sets PRIORITY      */
         int64_t log_size_max;    /* <= 0 unlimited                         */
         int64_t log_global_size_max;
         bool log_rotate;
         int log_max_files;
         char **log_allowlist_dirs;
+        uint64_t log_buffer_size;   /* --log-buffer-size; 0: lossless      */
 
         /* ctrmon's own diagnostics */
         CtrmonLogLevel log_level;
@@ -117,6 +119,11 @@ char *options_help_text(void);
 
 void options_free(CtrmonOptions *options);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CtrmonOptions, options_free)
+
+/* "4096", "64k", "8M", "1g": a byte count with an optional 1024-based k, m
+ * or g suffix (case-insensitive). Returns -EINVAL for anything else, -ERANGE
+ * on overflow; *ret_bytes is set only on success. */
+int options_parse_size(const char *s, uint64_t *ret_bytes);
 
 /* "error", "warning", ... as accepted by --log-level; NULL-safe. Returns -EINVAL
  * for an unknown level. Case-insensitive. */

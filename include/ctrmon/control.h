@@ -46,6 +46,14 @@
 #define CTRMON_EVENT_ATTACH_CONNECTED "attach-connected"
 #define CTRMON_EVENT_ATTACH_DISCONNECTED "attach-disconnected"
 #define CTRMON_EVENT_STDIN_CLOSED "stdin-closed"
+/* Container output the log buffer had no room for (--log-buffer-size):
+ * {"bytes","chunks"} since the previous report, {"bytes_dropped",
+ * "chunks_dropped"} in all, "buffer_size"; at most one a second. */
+#define CTRMON_EVENT_LOG_DROPPED "log-dropped"
+/* A log sink's writes started failing (full disk) / succeed again:
+ * {"sink","error","failed_writes"}. The monitor keeps reading meanwhile. */
+#define CTRMON_EVENT_LOG_WRITE_FAILED "log-write-failed"
+#define CTRMON_EVENT_LOG_WRITE_RESUMED "log-write-resumed"
 
 /* errors: JSON-RPC 2.0's own, then ctrmon's (-32000 .. -32099) */
 #define CTRMON_CONTROL_ERROR_PARSE -32700            /* not JSON */

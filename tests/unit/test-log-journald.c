@@ -50,10 +50,13 @@ static void recorder_reset(void)
         rec.entries = g_ptr_array_new_with_free_func((GDestroyNotify) g_ptr_array_unref);
 }
 
+static bool priority_prefix; /* --log-priority-prefix for the next sinks */
+
 static LogSink *make_sink(const char *name, const char *tag, const char *const *labels, bool no_partial)
 {
         JournaldConfig config = {
                 .cid = CID, .name = name, .tag = tag, .labels = labels, .no_partial_flag = no_partial,
+                .priority_prefix = priority_prefix,
         };
         g_autoptr(GError) error = NULL;
         LogSink *s = NULL;
@@ -67,6 +70,14 @@ static LogSink *make_sink(const char *name, const char *tag, const char *const *
 static void setup(void)
 {
         recorder_reset();
+        priority_prefix = false;
+        sink = make_sink(NULL, NULL, NULL, false);
+}
+
+static void setup_priority_prefix(void)
+{
+        recorder_reset();
+        priority_prefix = true;
         sink = make_sink(NULL, NULL, NULL, false);
 }
 
@@ -546,6 +557,19 @@ END_TEST
 
 /* ---- priority prefix --------------------------------------------------- */
 
+/* The default (conmon 2.1, and what podman 4 can read back): a "<d>" is
+ * text and every entry has the stream's priority. */
+START_TEST(test_prefix_is_text_by_default)
+{
+        OUT("<3>bad\n<5>notice\n");
+        ERR("<6>fine\n");
+        ck_assert_uint_eq(rec.entries->len, 3);
+        assert_entry(0, PLAIN("<3>bad\n", 6));
+        assert_entry(1, PLAIN("<5>notice\n", 6));
+        assert_entry(2, PLAIN("<6>fine\n", 3));
+}
+END_TEST
+
 START_TEST(test_prefix_sets_priority_and_is_removed_on_both_streams)
 {
         OUT("<3>bad\n<0>emerg\n");
@@ -729,13 +753,18 @@ static Suite *log_journald_suite(void)
         tcase_add_test(tc, test_20000_byte_line_full_reads);
         tcase_add_test(tc, test_20000_byte_line_short_first_read_then_newline);
         tcase_add_test(tc, test_20000_byte_line_in_one_chunk_split_as_8192_reads);
-        tcase_add_test(tc, test_big_chunk_lines_across_read_windows_stay_whole);
         tcase_add_test(tc, test_8193_byte_line_in_one_chunk);
         tcase_add_test(tc, test_no_partial_flag_omits_only_the_flag);
         suite_add_tcase(s, tc);
 
-        tc = tcase_create("priority");
+        tc = tcase_create("priority-default");
         tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, test_prefix_is_text_by_default);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("priority-prefix-option");
+        tcase_add_checked_fixture(tc, setup_priority_prefix, teardown);
+        tcase_add_test(tc, test_big_chunk_lines_across_read_windows_stay_whole);
         tcase_add_test(tc, test_prefix_sets_priority_and_is_removed_on_both_streams);
         tcase_add_test(tc, test_non_prefixes_stay_text);
         tcase_add_test(tc, test_prefix_split_across_reads_is_text);
