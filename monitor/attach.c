@@ -18,7 +18,25 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define ATTACH_DEFAULT_QUEUE_MAX (4u * 1024 * 1024)
+/* How far (bytes queued here, beyond what its socket holds) a client may
+ * fall behind before it is disconnected. It must cover the stretches in
+ * which a client that reads as fast as it can is not scheduled: with the
+ * socket buffer below, the bench's reader (bench/, "with one attach
+ * client", ~200-300 MB/s on the loaded 2-core VM) peaked at 0-8 MB queued
+ * over 9 runs, and the old 4 MiB bound (with the default socket buffer)
+ * cut it off in every run. 32 MiB leaves a 4x margin; a stopped client
+ * costs at most this plus its socket buffer, only while it is connected,
+ * and is dropped once the container has written that much more. */
+#define ATTACH_DEFAULT_QUEUE_MAX (32u * 1024 * 1024)
+/* The kernel send buffer asked for each client; the kernel doubles it for
+ * its own overhead (an 8 KiB record takes a 16 KiB skb), so about this much
+ * output fits. The default (208 KiB) holds a dozen records: the monitor
+ * and the reader then wake each other per few records, and the reader fell
+ * behind for good (measured: dropped in 5 of 5 runs with 128 KiB). Capped
+ * at a quarter of the queue bound, so a small bound (tests) stays small. */
+#define ATTACH_SOCKET_BUFFER (4 * 1024 * 1024)
+/* Records per sendmmsg() (a 128 KiB read is 16 records). */
+#define ATTACH_SEND_BATCH 64
 /* conmon's client read buffer: a longer record is truncated by SEQPACKET. */
 #define ATTACH_RECV_BUF 32768
 #define ATTACH_BACKLOG 10
@@ -30,6 +48,15 @@
 #define ATTACH_ACCEPT_BATCH 16
 
 typedef struct AttachClient AttachClient;
+
+/* Output waiting for one client: records are cut from `bytes`, up to
+ * ATTACH_MAX_PAYLOAD at a time, from `off` on. The bytes are shared by every
+ * client that queued the same broadcast. */
+typedef struct {
+        GBytes *bytes;
+        size_t off;
+        char id;
+} AttachPending;
 
 typedef struct {
         GSource base;
@@ -49,8 +76,8 @@ struct AttachClient {
          * marks it dead, and the dispatch frees it once callbacks return. */
         bool in_dispatch;
         bool dead;
-        GQueue queue;          /* GBytes: whole records, id byte included */
-        size_t queued_bytes;
+        GQueue queue;          /* AttachPending */
+        size_t queued_bytes;   /* payload plus one id byte per record */
 };
 
 struct AttachServer {
@@ -90,6 +117,24 @@ static void attach_client_update_events(AttachClient *client)
         }
 }
 
+static void attach_pending_free(AttachPending *p)
+{
+        g_bytes_unref(p->bytes);
+        g_free(p);
+}
+
+/* Record bytes (payload plus one id byte per record) in `len` payload bytes. */
+static size_t attach_record_bytes(size_t len)
+{
+        return len + (len + ATTACH_MAX_PAYLOAD - 1) / ATTACH_MAX_PAYLOAD;
+}
+
+static void attach_client_clear_queue(AttachClient *client)
+{
+        g_queue_clear_full(&client->queue, (GDestroyNotify) attach_pending_free);
+        client->queued_bytes = 0;
+}
+
 static void attach_client_free(AttachClient *client)
 {
         if (!client)
@@ -100,7 +145,7 @@ static void attach_client_free(AttachClient *client)
                 client->source = NULL;
         }
         ctrmon_close_fd(&client->fd);
-        g_queue_clear_full(&client->queue, (GDestroyNotify) g_bytes_unref);
+        attach_client_clear_queue(client);
         g_free(client);
 }
 
@@ -122,8 +167,7 @@ static void attach_client_drop(AttachClient *client)
         if (client->source)
                 g_source_destroy(&client->source->base);
         ctrmon_close_fd(&client->fd);
-        g_queue_clear_full(&client->queue, (GDestroyNotify) g_bytes_unref);
-        client->queued_bytes = 0;
+        attach_client_clear_queue(client);
 
         if (!client->in_dispatch)
                 attach_client_free(client);
@@ -149,8 +193,7 @@ static void attach_client_stop_output(AttachClient *client)
                 g_debug("Failed to shut down attach client %d for writing: %s",
                         client->fd, g_strerror(errno));
         client->write_shut = true;
-        g_queue_clear_full(&client->queue, (GDestroyNotify) g_bytes_unref);
-        client->queued_bytes = 0;
+        attach_client_clear_queue(client);
         attach_client_update_events(client);
 }
 
@@ -167,30 +210,94 @@ static void attach_client_drop_slow(AttachClient *client, size_t extra)
         attach_client_stop_output(client);
 }
 
+/* Up to ATTACH_SEND_BATCH records for one sendmmsg(): each is the stream
+ * id byte and up to ATTACH_MAX_PAYLOAD bytes, referenced in place. */
+typedef struct {
+        struct mmsghdr msgs[ATTACH_SEND_BATCH];
+        struct iovec iov[ATTACH_SEND_BATCH][2];
+        unsigned n;
+} AttachBatch;
+
+static void attach_batch_add(AttachBatch *b, const char *id, const char *payload, size_t len)
+{
+        b->iov[b->n][0] = (struct iovec) { .iov_base = (void *) id, .iov_len = 1 };
+        b->iov[b->n][1] = (struct iovec) { .iov_base = (void *) payload, .iov_len = len };
+        b->msgs[b->n] = (struct mmsghdr) { .msg_hdr = { .msg_iov = b->iov[b->n], .msg_iovlen = 2 } };
+        b->n++;
+}
+
+/* Returns the records sent (SEQPACKET: each whole or not at all), 0 if the
+ * socket is full, -errno on a real failure. */
+static int attach_batch_send(int fd, AttachBatch *b)
+{
+        int n;
+
+        do
+                n = sendmmsg(fd, b->msgs, b->n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return errno == EAGAIN ? 0 : -errno;
+        return n;
+}
+
+/* Fill `b` from the head of the queue. */
+static void attach_client_batch_queue(AttachClient *client, AttachBatch *b)
+{
+        b->n = 0;
+        for (GList *l = client->queue.head; l && b->n < ATTACH_SEND_BATCH; l = l->next) {
+                AttachPending *p = l->data;
+                gsize len;
+                const char *data = g_bytes_get_data(p->bytes, &len);
+
+                for (size_t off = p->off; off < len && b->n < ATTACH_SEND_BATCH; off += ATTACH_MAX_PAYLOAD)
+                        attach_batch_add(b, &p->id, data + off, MIN(len - off, (size_t) ATTACH_MAX_PAYLOAD));
+        }
+}
+
+/* Take `sent` records off the head of the queue. */
+static void attach_client_advance(AttachClient *client, unsigned sent)
+{
+        while (sent > 0) {
+                AttachPending *p = g_queue_peek_head(&client->queue);
+                gsize len = g_bytes_get_size(p->bytes);
+
+                while (sent > 0 && p->off < len) {
+                        size_t k = MIN(len - p->off, (size_t) ATTACH_MAX_PAYLOAD);
+
+                        p->off += k;
+                        client->queued_bytes -= k + 1;
+                        sent--;
+                }
+                if (p->off >= len)
+                        attach_pending_free(g_queue_pop_head(&client->queue));
+        }
+}
+
+static void attach_client_write_failed(AttachClient *client, int r)
+{
+        g_debug("Failed to write to attach client %d: %s, disconnecting it",
+                client->fd, g_strerror(-r));
+        attach_client_stop_output(client);
+}
+
 /* Send queued records until the socket is full. Returns false if the
  * client was dropped (write error). */
 static bool attach_client_flush(AttachClient *client)
 {
-        GBytes *rec;
+        AttachBatch b;
 
-        while ((rec = g_queue_peek_head(&client->queue))) {
-                gsize len;
-                const void *data = g_bytes_get_data(rec, &len);
-                ssize_t n = send(client->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (!g_queue_is_empty(&client->queue)) {
+                int r;
 
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                break;
-                        g_debug("Failed to write to attach client %d: %s, disconnecting it",
-                                client->fd, g_strerror(errno));
-                        attach_client_stop_output(client);
+                attach_client_batch_queue(client, &b);
+                r = attach_batch_send(client->fd, &b);
+                if (r < 0) {
+                        attach_client_write_failed(client, r);
                         return false;
                 }
-                g_queue_pop_head(&client->queue);
-                client->queued_bytes -= len;
-                g_bytes_unref(rec);
+                attach_client_advance(client, (unsigned) r);
+                if ((unsigned) r < b.n)
+                        break;
         }
         attach_client_update_events(client);
         return true;
@@ -276,10 +383,24 @@ static GSourceFuncs attach_client_source_funcs = {
         .finalize = attach_client_source_finalize,
 };
 
+/* A bigger send buffer than the default: see ATTACH_SOCKET_BUFFER. Root may
+ * pass net.core.wmem_max (SO_SNDBUFFORCE); others get what it allows. */
+static void attach_client_grow_sndbuf(AttachServer *server, int fd)
+{
+        int size = (int) MIN((size_t) ATTACH_SOCKET_BUFFER, server->config.client_queue_max / 4);
+
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0 &&
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
+                g_debug("Failed to set the send buffer of attach client %d: %s",
+                        fd, g_strerror(errno));
+}
+
 static void attach_client_add(AttachServer *server, int fd)
 {
         AttachClient *client = g_new0(AttachClient, 1);
         GSource *source;
+
+        attach_client_grow_sndbuf(server, fd);
 
         client->server = server;
         client->fd = fd;
@@ -325,59 +446,75 @@ static gboolean attach_server_accept_cb(int fd, GIOCondition condition, gpointer
 
 /* --- output --- */
 
-/* Send one record to one client without ever waiting. Returns false if the
- * client was dropped; `rest` is what this broadcast still holds for it
- * after this record (counted as lost if it is dropped for being slow). */
-static bool attach_client_send(AttachClient *client, GBytes **shared, const char *id,
-                               const char *payload, size_t n, size_t rest)
+/* Queue buf[off, len) for a client. `shared` is one copy of this
+ * broadcast from `*shared_off` on, made for the first client that needs one
+ * and reused by the others (a client that needs more of it gets its own). */
+static void attach_client_queue(AttachClient *client, GBytes **shared, size_t *shared_off, char id,
+                                const char *buf, size_t off, size_t len)
 {
-        size_t reclen = n + 1;
+        AttachPending *p = g_new(AttachPending, 1);
 
-        if (g_queue_is_empty(&client->queue)) {
-                struct iovec iov[2] = {
-                        { .iov_base = (void *) id, .iov_len = 1 },
-                        { .iov_base = (void *) payload, .iov_len = n },
-                };
-                struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-                ssize_t r;
+        if (!*shared || *shared_off > off) {
+                GBytes *copy = g_bytes_new(buf + off, len - off);
 
-                do
-                        r = sendmsg(client->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-                while (r < 0 && errno == EINTR);
-                /* SEQPACKET: a record goes whole or not at all. */
-                if (r >= 0)
-                        return true;
-                if (errno != EAGAIN) {
-                        g_debug("Failed to write to attach client %d: %s, disconnecting it",
-                                client->fd, g_strerror(errno));
-                        attach_client_stop_output(client);
-                        return false;
+                if (!*shared) {
+                        *shared = g_bytes_ref(copy);
+                        *shared_off = off;
                 }
+                p->bytes = copy;
+                p->off = 0;
+        } else {
+                p->bytes = g_bytes_ref(*shared);
+                p->off = off - *shared_off;
         }
-
-        if (client->queued_bytes + reclen > client->server->config.client_queue_max) {
-                attach_client_drop_slow(client, reclen + rest);
-                return false;
-        }
-
-        /* One copy of the record, shared by every client that queues it. */
-        if (!*shared) {
-                char *rec = g_malloc(reclen);
-
-                rec[0] = *id;
-                memcpy(rec + 1, payload, n);
-                *shared = g_bytes_new_take(rec, reclen);
-        }
-        g_queue_push_tail(&client->queue, g_bytes_ref(*shared));
-        client->queued_bytes += reclen;
+        p->id = id;
+        g_queue_push_tail(&client->queue, p);
+        client->queued_bytes += attach_record_bytes(len - off);
+        client->server->stats.bytes_queued_max = MAX(client->server->stats.bytes_queued_max,
+                                                     (uint64_t) client->queued_bytes);
         attach_client_update_events(client);
-        return true;
+}
+
+/* Send what of one broadcast the socket takes right now, queue the rest,
+ * never wait. A client whose backlog would pass the bound is dropped. */
+static void attach_client_send(AttachClient *client, GBytes **shared, size_t *shared_off,
+                               const char *id, const char *buf, size_t len)
+{
+        size_t off = 0;
+
+        /* Records go straight from the caller's buffer while nothing older
+         * is waiting (order). */
+        while (off < len && g_queue_is_empty(&client->queue)) {
+                AttachBatch b = { .n = 0 };
+                size_t batch_end = off;
+                int r;
+
+                for (; batch_end < len && b.n < ATTACH_SEND_BATCH; batch_end += ATTACH_MAX_PAYLOAD)
+                        attach_batch_add(&b, id, buf + batch_end, MIN(len - batch_end, (size_t) ATTACH_MAX_PAYLOAD));
+                r = attach_batch_send(client->fd, &b);
+                if (r < 0) {
+                        attach_client_write_failed(client, r);
+                        return;
+                }
+                off = MIN(len, off + (size_t) r * ATTACH_MAX_PAYLOAD);
+                if ((unsigned) r < b.n)
+                        break;
+        }
+        if (off == len)
+                return;
+
+        if (client->queued_bytes + attach_record_bytes(len - off) > client->server->config.client_queue_max) {
+                attach_client_drop_slow(client, attach_record_bytes(len - off));
+                return;
+        }
+        attach_client_queue(client, shared, shared_off, *id, buf, off, len);
 }
 
 void attach_server_broadcast(AttachServer *server, CtrmonStream stream, const char *buf, size_t len)
 {
         const char id = (char) stream;
-        size_t nrec;
+        g_autoptr(GBytes) shared = NULL;
+        size_t shared_off = 0;
 
         g_return_if_fail(server != NULL);
         g_return_if_fail(buf != NULL || len == 0);
@@ -385,25 +522,12 @@ void attach_server_broadcast(AttachServer *server, CtrmonStream stream, const ch
         if (server->closed || !server->clients || len == 0)
                 return;
 
-        /* Records in this broadcast: each has one stream-id byte. */
-        nrec = (len + ATTACH_MAX_PAYLOAD - 1) / ATTACH_MAX_PAYLOAD;
+        for (GList *l = server->clients, *next; l; l = next) {
+                AttachClient *client = l->data;
 
-        for (size_t off = 0, i = 0; off < len; off += ATTACH_MAX_PAYLOAD, i++) {
-                size_t n = MIN(len - off, (size_t) ATTACH_MAX_PAYLOAD);
-                size_t rest = (len - off - n) + (nrec - i - 1);
-                g_autoptr(GBytes) shared = NULL;
-                GList *l = server->clients;
-
-                while (l) {
-                        GList *next = l->next;
-                        AttachClient *client = l->data;
-
-                        if (!client->write_shut)
-                                attach_client_send(client, &shared, &id, buf + off, n, rest);
-                        l = next;
-                }
-                if (!server->clients)
-                        break;
+                next = l->next;
+                if (!client->write_shut)
+                        attach_client_send(client, &shared, &shared_off, &id, buf, len);
         }
 }
 

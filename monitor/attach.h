@@ -3,7 +3,8 @@
  * or directly with --full-attach. Output goes to every client as records of
  * one stream-id byte + up to 8192 bytes; client records are the container's
  * input. Unlike conmon, a slow client never blocks the monitor: each client
- * has a bounded queue, and one that falls too far behind is disconnected. */
+ * has a bounded queue (on top of a 4 MiB socket send buffer), and one that
+ * falls too far behind is disconnected. */
 #pragma once
 
 #include "log-sink.h"
@@ -32,7 +33,7 @@ typedef struct {
         void (*client_cb)(bool connected, void *user_data);
         void *user_data;
         /* Bytes a client may have queued before it is disconnected. */
-        size_t client_queue_max;      /* 0: default (4 MiB)                 */
+        size_t client_queue_max;      /* 0: default (32 MiB)                */
 } AttachConfig;
 
 /* Create the symlink (unless full_attach) and the listening socket, and add
@@ -51,6 +52,7 @@ typedef struct {
         uint64_t clients_total;        /* accepted since start              */
         uint64_t clients_dropped;      /* disconnected for falling behind   */
         uint64_t bytes_dropped;        /* queued bytes thrown away with them */
+        uint64_t bytes_queued_max;     /* largest backlog any client had     */
 } AttachStats;
 void attach_server_get_stats(AttachServer *server, AttachStats *ret_stats);
 

@@ -403,6 +403,7 @@ static void control_method_stats(ControlCall *call, json_object *params, void *u
         json_object_object_add(m, "attach_clients", json_object_new_int((int) as.clients));
         json_object_object_add(m, "attach_clients_dropped", json_object_new_int64((int64_t) as.clients_dropped));
         json_object_object_add(m, "attach_bytes_dropped", json_object_new_int64((int64_t) as.bytes_dropped));
+        json_object_object_add(m, "attach_bytes_queued_max", json_object_new_int64((int64_t) as.bytes_queued_max));
         json_object_object_add(m, "rss_bytes", json_object_new_int64(control_self_rss_bytes()));
         json_object_object_add(m, "uptime_seconds",
                                json_object_new_double((double) (g_get_monotonic_time() - ctx->start_monotonic_usec) /

@@ -14,9 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /* "YYYY-MM-DDTHH:MM:SS" */
 #define K8S_FILE_TS_SECONDS_LEN 19
@@ -34,6 +38,11 @@
 /* Size of the staging buffer, and the longest line copied into it. */
 #define K8S_FILE_STAGE_SIZE (128 * 1024)
 #define K8S_FILE_COPY_MAX 1024
+/* After this many chunks in a row that each needed at most
+ * K8S_FILE_STAGE_KEEP bytes of stage, the rest a burst touched is handed
+ * back to the kernel (the next burst touches it again). */
+#define K8S_FILE_STAGE_KEEP (16 * 1024)
+#define K8S_FILE_QUIET_WRITES 64
 
 G_STATIC_ASSERT(K8S_FILE_HEADER_LEN == 45);
 
@@ -73,10 +82,14 @@ typedef struct {
         /* Short records are copied here and go to the kernel as one iovec:
          * the kernel's cost is per segment, and a 100-byte line would
          * otherwise be three (measured: half the monitor's CPU). Long lines
-         * are still referenced in place, not copied. Allocated on the first
-         * write, so an idle monitor does not carry it. */
+         * are still referenced in place, not copied. Mapped on the first
+         * write, so an idle monitor does not carry it, and only the pages
+         * records were copied into are backed. */
         char *stage;
         size_t stage_len;
+        size_t stage_write_peak;        /* most used during this write()    */
+        size_t stage_backed;            /* most used since the last release */
+        unsigned quiet_writes;
 } K8sFileSink;
 
 static const char k8s_file_newline = '\n';
@@ -284,6 +297,7 @@ static int k8s_file_flush_iov(K8sFileSink *s, GError **error)
         }
 
         s->n_iov = 0;
+        s->stage_write_peak = MAX(s->stage_write_peak, s->stage_len);
         s->stage_len = 0;
         return 0;
 
@@ -293,6 +307,7 @@ fail:
         s->total -= (int64_t) s->pending;
         s->pending = 0;
         s->n_iov = 0;
+        s->stage_write_peak = MAX(s->stage_write_peak, s->stage_len);
         s->stage_len = 0;
         return ctrmon_set_error_errno(error, r, "Failed to write log file %s", s->path);
 }
@@ -558,6 +573,145 @@ static void k8s_file_queue(K8sFileSink *s, const void *data, size_t len, bool co
                 s->iov[s->n_iov++] = (struct iovec) { .iov_base = dst, .iov_len = len };
 }
 
+/* Copy whole lines of at most K8S_FILE_COPY_MAX bytes from `p`, each behind
+ * `header`, to *dst_io while they fit before `dst_end`. Returns where it
+ * stopped (a fragment, a long line, a full stage, or `end`) and advances
+ * *dst_io past what it wrote. One memchr and two copies per line. */
+static const char *k8s_file_copy_lines(const char *header, const char *p, const char *end,
+                                       char **dst_io, const char *dst_end)
+{
+        char *dst = *dst_io;
+
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                if (!nl)
+                        break;
+                size_t line_len = (size_t) (nl - p) + 1;
+                if (line_len > K8S_FILE_COPY_MAX || (size_t) (dst_end - dst) < K8S_FILE_HEADER_LEN + line_len)
+                        break;
+                memcpy(dst, header, K8S_FILE_HEADER_LEN);
+                memcpy(dst + K8S_FILE_HEADER_LEN, p, line_len);
+                dst += K8S_FILE_HEADER_LEN + line_len;
+                p = nl + 1;
+        }
+        *dst_io = dst;
+        return p;
+}
+
+#if defined(__x86_64__)
+/* The same in one pass with AVX2: each 32-byte block is stored to the stage
+ * and compared for '\n' at once, instead of a memchr and a memcpy call per
+ * line (measured with callgrind: about half the instructions per line). A
+ * block store may pass the newline by up to 31 bytes, and the header store
+ * writes 64 bytes: both land in stage space after the record, which the
+ * next record overwrites, and the room check below covers them. It stops
+ * where fewer than 32 input bytes are left: k8s_file_copy_lines() does the
+ * rest of the chunk. */
+#define K8S_FILE_AVX2_SLACK 64
+
+__attribute__((target("avx2")))
+static const char *k8s_file_copy_lines_avx2(const char *header, const char *p, const char *end,
+                                            char **dst_io, const char *dst_end)
+{
+        char padded[64] = { 0 };
+        memcpy(padded, header, K8S_FILE_HEADER_LEN);
+        const __m256i h0 = _mm256_loadu_si256((const __m256i_u *) padded);
+        const __m256i h1 = _mm256_loadu_si256((const __m256i_u *) (padded + 32));
+        const __m256i nl = _mm256_set1_epi8('\n');
+        char *dst = *dst_io;
+
+        while (end - p >= 32 &&
+               dst_end - dst >= K8S_FILE_HEADER_LEN + K8S_FILE_COPY_MAX + K8S_FILE_AVX2_SLACK) {
+                char *d = dst + K8S_FILE_HEADER_LEN;
+                /* Past this offset the line is longer than COPY_MAX or runs
+                 * into the last 32 bytes: not this loop's (nothing of it is
+                 * committed). One compare per block. */
+                size_t limit = (size_t) MIN(end - p - 32, (ptrdiff_t) K8S_FILE_COPY_MAX - 1);
+                size_t i = 0;
+                unsigned m;
+
+                _mm256_storeu_si256((__m256i_u *) dst, h0);
+                _mm256_storeu_si256((__m256i_u *) (dst + 32), h1);
+                for (;;) {
+                        __m256i v = _mm256_loadu_si256((const __m256i_u *) (p + i));
+                        _mm256_storeu_si256((__m256i_u *) (d + i), v);
+                        m = (unsigned) _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, nl));
+                        if (m)
+                                break;
+                        i += 32;
+                        if (i > limit)
+                                goto out;
+                }
+                i += (unsigned) __builtin_ctz(m) + 1;
+                p += i;
+                dst = d + i;
+        }
+out:
+        *dst_io = dst;
+        return p;
+}
+
+static bool k8s_file_have_avx2(void)
+{
+        static int have = -1;
+
+        if (have < 0)
+                have = __builtin_cpu_supports("avx2") ? 1 : 0;
+        return have;
+}
+#endif
+
+/* The common case, no size limit: every whole line that fits the staging
+ * buffer is copied there behind its header, and the run goes out as one
+ * iovec; the accounting is done once for the run, not per line. Returns
+ * where it stopped: at `end`, or at a record the general path must take
+ * (a fragment, a long line, a full stage or iovec array). */
+static const char *k8s_file_stage_lines(K8sFileSink *s, const char *p, const char *end)
+{
+        char *start = s->stage + s->stage_len, *dst = start;
+        const char *stage_end = s->stage + K8S_FILE_STAGE_SIZE;
+
+        if (s->n_iov >= K8S_FILE_IOV_BATCH)
+                return p;
+
+#if defined(__x86_64__)
+        if (k8s_file_have_avx2())
+                p = k8s_file_copy_lines_avx2(s->header_full, p, end, &dst, stage_end);
+#endif
+        p = k8s_file_copy_lines(s->header_full, p, end, &dst, stage_end);
+
+        size_t added = (size_t) (dst - start);
+        if (added == 0)
+                return p;
+        struct iovec *last = s->n_iov ? &s->iov[s->n_iov - 1] : NULL;
+        if (last && (char *) last->iov_base + last->iov_len == start)
+                last->iov_len += added;
+        else
+                s->iov[s->n_iov++] = (struct iovec) { .iov_base = start, .iov_len = added };
+        s->stage_len += added;
+        s->pending += added;
+        s->cur += (int64_t) added;
+        s->total += (int64_t) added;
+        return p;
+}
+
+/* A burst leaves the whole stage backed; once chunks have been small for a
+ * while, give all but its head back. */
+static void k8s_file_release_stage(K8sFileSink *s)
+{
+        s->stage_backed = MAX(s->stage_backed, s->stage_write_peak);
+        if (s->stage_write_peak > K8S_FILE_STAGE_KEEP) {
+                s->quiet_writes = 0;
+                return;
+        }
+        if (s->stage_backed <= K8S_FILE_STAGE_KEEP || ++s->quiet_writes < K8S_FILE_QUIET_WRITES)
+                return;
+        (void) madvise(s->stage + K8S_FILE_STAGE_KEEP, K8S_FILE_STAGE_SIZE - K8S_FILE_STAGE_KEEP,
+                       MADV_DONTNEED);
+        s->stage_backed = K8S_FILE_STAGE_KEEP;
+        s->quiet_writes = 0;
+}
+
 static int k8s_file_write(LogSink *sink, CtrmonStream stream, const struct timespec *now,
                           const char *buf, size_t len, GError **error)
 {
@@ -574,10 +728,28 @@ static int k8s_file_write(LogSink *sink, CtrmonStream stream, const struct times
                 s->bytes_dropped += k8s_file_record_bytes(p, end);
                 return r;
         }
-        if (!s->stage)
-                s->stage = g_malloc(K8S_FILE_STAGE_SIZE);
+        if (!s->stage) {
+                void *m = mmap(NULL, K8S_FILE_STAGE_SIZE, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (m == MAP_FAILED) {
+                        r = -errno;
+                        s->bytes_dropped += k8s_file_record_bytes(p, end);
+                        return ctrmon_set_error_errno(error, r,
+                                                      "k8s-file log: cannot map the staging buffer");
+                }
+                s->stage = m;
+        }
+        s->stage_write_peak = 0;
 
+        bool unlimited = s->size_max <= 0 && s->global_size_max <= 0;
         while (p < end) {
+                if (unlimited) {
+                        p = k8s_file_stage_lines(s, p, end);
+                        if (p == end)
+                                break;
+                }
+
+                /* One record the fast path could not take, with limits. */
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
                 size_t line_len = nl ? (size_t) (nl - p) + 1 : (size_t) (end - p);
                 int64_t rec = K8S_FILE_HEADER_LEN + (int64_t) line_len + (nl ? 0 : 1);
@@ -630,6 +802,7 @@ static int k8s_file_write(LogSink *sink, CtrmonStream stream, const struct times
         r = k8s_file_flush_iov(s, first_error ? NULL : &first_error);
         if (r < 0)
                 first_r = first_r ?: r;
+        k8s_file_release_stage(s);
 
         if (first_r < 0) {
                 g_propagate_error(error, g_steal_pointer(&first_error));
@@ -671,7 +844,8 @@ static void k8s_file_free(LogSink *sink)
         if (!s)
                 return;
         ctrmon_close_fd(&s->fd);
-        g_free(s->stage);
+        if (s->stage)
+                munmap(s->stage, K8S_FILE_STAGE_SIZE);
         g_free(s->path);
         g_strfreev(s->allowlist_dirs);
         g_free(s);

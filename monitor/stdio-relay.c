@@ -6,17 +6,31 @@
 #include "stdio-relay.h"
 
 #include "diag.h"
+#include "out-queue.h"
 #include "ctrmon/error.h"
 #include "ctrmon/fd-util.h"
 
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-/* A pipe holds 64 KiB by default: reading that much at once empties it in one
- * call under load and keeps syscalls per byte low. */
-#define STDIO_READ_MAX (64 * 1024)
+/* The container's output pipes are grown to this (F_SETPIPE_SZ; 1 MiB is
+ * /proc/sys/fs/pipe-max-size's default): a writer then rarely blocks while the
+ * monitor is busy writing the log, and one read moves up to a whole pipe. */
+#define STDIO_PIPE_SIZE (1024 * 1024)
+/* One read takes what the pipe holds, up to this. The buffer is allocated on
+ * the first data, and pages the kernel never wrote into are never backed. */
+#define STDIO_READ_MAX (128 * 1024)
+/* Bytes read from one output per wake-up before the other output and the rest
+ * of the loop (attach clients, control API) get their turn. */
+#define STDIO_WAKEUP_BUDGET (4 * STDIO_READ_MAX)
+/* After this many wake-ups in a row that each read at most STDIO_KEEP_BYTES,
+ * the rest of the buffer a burst touched is handed back to the kernel. */
+#define STDIO_KEEP_BYTES (64 * 1024)
+#define STDIO_QUIET_WAKEUPS 64
 
 typedef struct {
         int fd;
@@ -37,8 +51,8 @@ struct StdioRelay {
         unsigned outputs_open;
 
         int stdin_fd;
-        guint stdin_source_id;
-        GByteArray *stdin_pending;
+        OutQueue *stdin_out;            /* bytes for the container's stdin */
+        uint64_t stdin_bytes_before;    /* written through earlier stdin fds */
         bool stdin_close_requested;
 
         GArray *listeners;     /* StdioListener; NULL until the first one */
@@ -46,9 +60,12 @@ struct StdioRelay {
         bool dispatching;
 
         StdioStats stats;
-        /* Not zeroed and not inside the (zeroed) struct: pages nobody
-         * writes are never backed, so a quiet container costs no 64 KiB. */
+        /* NULL until the first data; then its own mapping, so only the
+         * pages reads wrote into are backed and the tail can be released.
+         * buf_used: the most a read wrote since the last release. */
         char *buf;
+        size_t buf_used;
+        unsigned quiet_wakeups;
 };
 
 static int stdio_pipe_pair(int *ret_read, int *ret_write, GError **error)
@@ -67,6 +84,34 @@ static int stdio_set_nonblock(int fd)
         if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
                 return -errno;
         return 0;
+}
+
+/* Whether growing pipes costs nobody else anything. For a user without
+ * CAP_SYS_RESOURCE in the initial user namespace (rootless podman), pipe
+ * buffers count against fs/pipe-user-pages-soft (64 MiB), and past it every
+ * new pipe of that user is cut to two pages: growing ours would shrink the
+ * user's shell pipelines. So only root of the initial namespace grows them. */
+static bool stdio_pipe_growth_free(void)
+{
+        static int cached = -1;
+
+        if (cached < 0) {
+                g_autofree char *map = NULL;
+                unsigned long inside, outside, count;
+
+                cached = geteuid() == 0 &&
+                         g_file_get_contents("/proc/self/uid_map", &map, NULL, NULL) &&
+                         sscanf(map, "%lu %lu %lu", &inside, &outside, &count) == 3 &&
+                         inside == 0 && outside == 0 && count == 4294967295UL;
+        }
+        return cached;
+}
+
+/* Best effort: a failure leaves the default 64 KiB pipe, which works. */
+static void stdio_pipe_grow(int fd)
+{
+        if (stdio_pipe_growth_free() && fcntl(fd, F_SETPIPE_SZ, STDIO_PIPE_SIZE) < 0)
+                log_debug("Failed to grow an output pipe to %d bytes, ignoring: %m", STDIO_PIPE_SIZE);
 }
 
 int stdio_pipes_create(StdioPipes *ret, bool stdin_open, bool terminal, bool passthrough,
@@ -94,12 +139,15 @@ int stdio_pipes_create(StdioPipes *ret, bool stdin_open, bool terminal, bool pas
                 if ((r = stdio_pipe_pair(&p.stdout_fd, &p.child_stdout, error)) < 0)
                         goto fail;
                 stdio_set_nonblock(p.stdout_fd);
+                stdio_pipe_grow(p.stdout_fd);
         }
 
         /* Also in terminal mode: the runtime's own errors arrive here. */
         if ((r = stdio_pipe_pair(&p.stderr_fd, &p.child_stderr, error)) < 0)
                 goto fail;
         stdio_set_nonblock(p.stderr_fd);
+        if (!terminal)
+                stdio_pipe_grow(p.stderr_fd);
 
         if (p.child_stdin < 0 || p.child_stdout < 0) {
                 r = ctrmon_set_error_errno(error, errno, "Failed to duplicate /dev/null");
@@ -130,11 +178,9 @@ void stdio_pipes_close(StdioPipes *p)
 StdioRelay *stdio_relay_new(GPtrArray *sinks)
 {
         StdioRelay *r = g_new0(StdioRelay, 1);
-        r->buf = g_malloc(STDIO_READ_MAX);
         r->sinks = sinks;
         r->out[0].fd = r->out[1].fd = -1;
         r->stdin_fd = -1;
-        r->stdin_pending = g_byte_array_new();
         return r;
 }
 
@@ -183,6 +229,47 @@ static void stdio_relay_notify_listeners(StdioRelay *r, CtrmonStream stream, con
                         g_array_remove_index(r->listeners, i - 1);
 }
 
+/* The stats' line count. Not memchr per line (a call per 100-byte line
+ * costs more than the whole scan): compare-and-subtract over 32-byte
+ * vectors, four at a time, into byte counters that are folded before they
+ * can wrap (255 rounds). On x86-64 the compiler emits an AVX2 clone and an
+ * ifunc picks it where the CPU has AVX2 (callgrind: 0.09 instructions per
+ * byte, memchr per line 0.37); elsewhere plain vector code. */
+typedef unsigned char StdioVec __attribute__((vector_size(32)));
+#define STDIO_VEC_BLOCK (4 * sizeof(StdioVec))
+#if defined(__x86_64__)
+#define STDIO_VEC_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define STDIO_VEC_CLONES
+#endif
+
+STDIO_VEC_CLONES
+static uint64_t stdio_count_newlines(const char *buf, size_t len)
+{
+        const StdioVec nl = (StdioVec) { 0 } + '\n';
+        uint64_t count = 0;
+        size_t i = 0;
+
+        while (len - i >= STDIO_VEC_BLOCK) {
+                StdioVec acc[4] = { { 0 } };
+                size_t rounds = MIN((len - i) / STDIO_VEC_BLOCK, (size_t) 255);
+
+                for (size_t k = 0; k < rounds; k++, i += STDIO_VEC_BLOCK) {
+                        for (size_t j = 0; j < 4; j++) {
+                                StdioVec v;
+                                memcpy(&v, buf + i + j * sizeof(StdioVec), sizeof(v));
+                                acc[j] -= (StdioVec) (v == nl);
+                        }
+                }
+                for (size_t j = 0; j < 4; j++)
+                        for (size_t b = 0; b < sizeof(StdioVec); b++)
+                                count += acc[j][b];
+        }
+        for (; i < len; i++)
+                count += buf[i] == '\n';
+        return count;
+}
+
 static void stdio_relay_dispatch(StdioRelay *r, CtrmonStream stream, const char *buf, size_t len)
 {
         struct timespec now;
@@ -220,34 +307,80 @@ static void stdio_output_close(StdioRelay *r, StdioOutput *o)
         r->outputs_open--;
 }
 
-/* Read once from `o`. Returns true if more may follow right away. */
-static bool stdio_output_read(StdioRelay *r, StdioOutput *o)
+static bool stdio_relay_ensure_buf(StdioRelay *r)
 {
+        if (r->buf)
+                return true;
+        void *p = mmap(NULL, STDIO_READ_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+                log_warning("Failed to allocate the output buffer, retrying on the next wake-up: %m");
+                return false;
+        }
+        r->buf = p;
+        return true;
+}
+
+/* A burst leaves up to STDIO_READ_MAX of the buffer backed; once output has
+ * been quiet (small reads only) for a while, give the tail back. */
+static void stdio_relay_note_wakeup(StdioRelay *r, size_t max_read)
+{
+        if (max_read > STDIO_KEEP_BYTES) {
+                r->quiet_wakeups = 0;
+                return;
+        }
+        if (r->buf_used <= STDIO_KEEP_BYTES || ++r->quiet_wakeups < STDIO_QUIET_WAKEUPS)
+                return;
+        if (madvise(r->buf + STDIO_KEEP_BYTES, STDIO_READ_MAX - STDIO_KEEP_BYTES, MADV_DONTNEED) < 0)
+                log_debug("Failed to release the output buffer's tail, ignoring: %m");
+        r->buf_used = STDIO_KEEP_BYTES;
+        r->quiet_wakeups = 0;
+}
+
+/* Read once from `o`. Returns the bytes read (0 at EOF or when nothing is
+ * there), or -1 if the read should be retried (EINTR). */
+static ssize_t stdio_output_read(StdioRelay *r, StdioOutput *o)
+{
+        if (!stdio_relay_ensure_buf(r))
+                return 0;
         ssize_t n = read(o->fd, r->buf, STDIO_READ_MAX);
         if (n > 0) {
                 int i = o->stream == CTRMON_STREAM_STDERR ? 1 : 0;
                 r->stats.bytes[i] += (uint64_t) n;
                 r->stats.reads[i]++;
-                for (const char *p = r->buf, *end = r->buf + n; (p = memchr(p, '\n', (size_t) (end - p))); p++)
-                        r->stats.lines[i]++;
+                r->stats.lines[i] += stdio_count_newlines(r->buf, (size_t) n);
+                r->buf_used = MAX(r->buf_used, (size_t) n);
                 stdio_relay_dispatch(r, o->stream, r->buf, (size_t) n);
-                return true;
+                return n;
         }
         if (n < 0 && errno == EINTR)
-                return true;
+                return -1;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-                return false;
+                return 0;
         /* EOF, or EIO from a pty master whose last slave closed. */
         stdio_output_close(r, o);
-        return false;
+        return 0;
 }
 
 static gboolean stdio_output_cb(int fd, GIOCondition condition, gpointer user_data)
 {
         StdioRelay *r = user_data;
         StdioOutput *o = r->out[0].fd == fd ? &r->out[0] : &r->out[1];
-        /* One read per wake-up keeps stdout and stderr interleaved fairly. */
-        stdio_output_read(r, o);
+        size_t total = 0, max_read = 0;
+
+        /* Drain up to a budget, then let stderr and the rest of the loop
+         * have their turn. A short read means the pipe was empty a moment
+         * ago: stop there rather than pay a read for EAGAIN. */
+        while (o->fd >= 0 && total < STDIO_WAKEUP_BUDGET) {
+                ssize_t n = stdio_output_read(r, o);
+                if (n < 0)
+                        continue;
+                total += (size_t) n;
+                max_read = MAX(max_read, (size_t) n);
+                if ((size_t) n < STDIO_READ_MAX)
+                        break;
+        }
+        if (r->buf)
+                stdio_relay_note_wakeup(r, max_read);
         if (o->fd < 0)
                 return G_SOURCE_REMOVE; /* source id already cleared */
         return G_SOURCE_CONTINUE;
@@ -272,7 +405,7 @@ void stdio_relay_drain(StdioRelay *r)
 {
         for (int i = 0; i < 2; i++) {
                 StdioOutput *o = &r->out[i];
-                while (o->fd >= 0 && stdio_output_read(r, o))
+                while (o->fd >= 0 && stdio_output_read(r, o) != 0)
                         ;
         }
         for (guint i = 0; r->sinks && i < r->sinks->len; i++) {
@@ -287,48 +420,24 @@ void stdio_relay_drain(StdioRelay *r)
 
 static void stdio_input_close_now(StdioRelay *r)
 {
-        if (r->stdin_source_id) {
-                g_source_remove(r->stdin_source_id);
-                r->stdin_source_id = 0;
+        if (r->stdin_out) {
+                r->stdin_bytes_before += out_queue_written(r->stdin_out);
+                g_clear_pointer(&r->stdin_out, out_queue_free); /* drops what was not written */
         }
         ctrmon_close_fd(&r->stdin_fd);
-        g_byte_array_set_size(r->stdin_pending, 0);
 }
 
-static void stdio_input_flush(StdioRelay *r);
-
-static gboolean stdio_input_writable_cb(int fd, GIOCondition condition, gpointer user_data)
+/* The queue ran empty: a requested close happens now. The container closed
+ * its stdin: drop what it will never read. */
+static void stdio_input_sent_cb(OutQueue *q, OutQueueEvent event, int error, void *user_data)
 {
         StdioRelay *r = user_data;
-        r->stdin_source_id = 0;
-        stdio_input_flush(r);
-        return G_SOURCE_REMOVE;
-}
-
-static void stdio_input_flush(StdioRelay *r)
-{
-        while (r->stdin_fd >= 0 && r->stdin_pending->len > 0) {
-                ssize_t n = write(r->stdin_fd, r->stdin_pending->data, r->stdin_pending->len);
-                if (n > 0) {
-                        r->stats.stdin_bytes += (uint64_t) n;
-                        g_byte_array_remove_range(r->stdin_pending, 0, (guint) n);
-                        continue;
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                        if (!r->stdin_source_id)
-                                r->stdin_source_id = g_unix_fd_add(r->stdin_fd, G_IO_OUT | G_IO_ERR,
-                                                                   stdio_input_writable_cb, r);
-                        return;
-                }
-                /* The container closed its stdin: drop what it will never read. */
-                log_debug("Container stdin closed: %s", g_strerror(errno));
+        if (event == OUT_QUEUE_FAILED) {
+                log_debug("Container stdin closed: %s", g_strerror(error));
                 stdio_input_close_now(r);
-                return;
+        } else if (r->stdin_close_requested) {
+                stdio_input_close_now(r);
         }
-        if (r->stdin_fd >= 0 && r->stdin_close_requested)
-                stdio_input_close_now(r);
 }
 
 void stdio_relay_set_input(StdioRelay *r, int fd)
@@ -337,6 +446,7 @@ void stdio_relay_set_input(StdioRelay *r, int fd)
         r->stdin_fd = fd;
         r->stdin_close_requested = false;
         stdio_set_nonblock(fd);
+        r->stdin_out = out_queue_new(fd, OUT_QUEUE_PIPE, stdio_input_sent_cb, r);
 }
 
 bool stdio_relay_has_input(const StdioRelay *r)
@@ -348,23 +458,23 @@ void stdio_relay_write_input(StdioRelay *r, const char *buf, size_t len)
 {
         if (r->stdin_fd < 0 || r->stdin_close_requested)
                 return;
-        g_byte_array_append(r->stdin_pending, (const guint8 *) buf, (guint) len);
-        if (!r->stdin_source_id)
-                stdio_input_flush(r);
+        out_queue_append(r->stdin_out, buf, len); /* may close stdin */
 }
 
+/* Close once what is queued is written (at once if nothing is). */
 void stdio_relay_close_input(StdioRelay *r)
 {
+        if (r->stdin_fd < 0)
+                return;
         r->stdin_close_requested = true;
-        if (!r->stdin_source_id)
-                stdio_input_flush(r);
-        if (r->stdin_fd >= 0 && r->stdin_pending->len == 0)
+        if (out_queue_pending(r->stdin_out) == 0)
                 stdio_input_close_now(r);
 }
 
 void stdio_relay_get_stats(const StdioRelay *r, StdioStats *ret)
 {
         *ret = r->stats;
+        ret->stdin_bytes = r->stdin_bytes_before + (r->stdin_out ? out_queue_written(r->stdin_out) : 0);
 }
 
 void stdio_relay_free(StdioRelay *r)
@@ -377,9 +487,9 @@ void stdio_relay_free(StdioRelay *r)
                 ctrmon_close_fd(&r->out[i].fd);
         }
         stdio_input_close_now(r);
-        g_byte_array_unref(r->stdin_pending);
         if (r->listeners)
                 g_array_unref(r->listeners);
-        g_free(r->buf);
+        if (r->buf)
+                munmap(r->buf, STDIO_READ_MAX);
         g_free(r);
 }

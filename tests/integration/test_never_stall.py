@@ -179,6 +179,9 @@ def test_stopped_attach_client_is_cut_off_and_counted_while_log_and_reader_get_e
         assert st["stdout"]["bytes"] == ATTACH_BYTES
         assert st["attach_clients_dropped"] == 1, st
         assert st["attach_bytes_dropped"] > 0, st
+        # The stopped client's backlog came within one read (128 KiB) of
+        # the bound, 32 MiB, before it was cut off.
+        assert 31 * 1024 * 1024 <= st["attach_bytes_queued_max"] <= 32 * 1024 * 1024, st
 
         # Woken up, the stopped client finds its stream ended while the
         # container still runs (it waits for "end"): it was cut off then,

@@ -586,7 +586,13 @@ END_TEST
 
 typedef struct {
         int fd;
+        const char *expect;      /* the payload sent, or NULL */
+        size_t expect_len;
+        size_t payload;          /* payload bytes received */
+        bool mismatch;           /* payload differs from `expect` */
         size_t bytes;
+        size_t largest;          /* largest record, id byte included */
+        size_t not_stdout;       /* records without the stdout id */
         bool eof;
 } Reader;
 
@@ -598,30 +604,44 @@ static gpointer reader_thread(gpointer data)
 
         /* Start late so the server has to queue. */
         g_usleep(100 * 1000);
-        while ((n = recv(r->fd, buf, sizeof(buf), 0)) > 0)
+        while ((n = recv(r->fd, buf, sizeof(buf), 0)) > 0) {
                 r->bytes += (size_t) n;
+                r->largest = MAX(r->largest, (size_t) n);
+                r->not_stdout += buf[0] != CTRMON_STREAM_STDOUT;
+                if (r->expect && (r->payload + (size_t) n - 1 > r->expect_len ||
+                                  memcmp(buf + 1, r->expect + r->payload, (size_t) n - 1) != 0))
+                        r->mismatch = true;
+                r->payload += (size_t) n - 1;
+        }
         r->eof = n == 0;
         return NULL;
 }
 
+/* More than the client's socket buffer (4 MiB asked) holds: most of it
+ * has to wait in the server's queue. */
+#define BIG_BROADCAST (16 * 1024 * 1024)
+
 START_TEST(test_close_flushes_queued_output_before_eof)
 {
         g_autofree char *dir = make_tmpdir();
-        g_autofree char *data = pattern(1024 * 1024, 1);
+        g_autofree char *data = pattern(BIG_BROADCAST, 1);
         AttachServer *server = new_full_attach(dir, NULL, 0);
-        Reader r = { 0 };
+        Reader r = { .expect = data, .expect_len = BIG_BROADCAST };
         GThread *thread;
 
         r.fd = client_connect(dir);
         wait_for_clients(server, 1);
-        /* 1 MiB: far more than the socket holds, all of it queued. */
-        attach_server_broadcast(server, CTRMON_STREAM_STDOUT, data, 1024 * 1024);
+        attach_server_broadcast(server, CTRMON_STREAM_STDOUT, data, BIG_BROADCAST);
         thread = g_thread_new("reader", reader_thread, &r);
-        attach_server_close(server, 5000);
+        attach_server_close(server, 20000);
         g_thread_join(thread);
 
+        /* Every byte, in records of at most 8192 + 1 (podman's buffer). */
         ck_assert(r.eof);
-        ck_assert_uint_eq(r.bytes, 1024 * 1024 + 128);
+        ck_assert_uint_eq(r.bytes, BIG_BROADCAST + BIG_BROADCAST / ATTACH_MAX_PAYLOAD);
+        ck_assert_uint_eq(r.largest, ATTACH_MAX_PAYLOAD + 1);
+        ck_assert_uint_eq(r.not_stdout, 0);
+        ck_assert(!r.mismatch);
         close(r.fd);
         attach_server_free(server);
         rm_rf(dir);
@@ -631,7 +651,7 @@ END_TEST
 START_TEST(test_close_gives_up_after_timeout)
 {
         g_autofree char *dir = make_tmpdir();
-        g_autofree char *data = pattern(1024 * 1024, 1);
+        g_autofree char *data = pattern(BIG_BROADCAST, 1);
         AttachServer *server = new_full_attach(dir, NULL, 0);
         gint64 start;
         char buf[16384];
@@ -640,7 +660,7 @@ START_TEST(test_close_gives_up_after_timeout)
 
         fd = client_connect(dir);
         wait_for_clients(server, 1);
-        attach_server_broadcast(server, CTRMON_STREAM_STDOUT, data, 1024 * 1024);
+        attach_server_broadcast(server, CTRMON_STREAM_STDOUT, data, BIG_BROADCAST);
         start = g_get_monotonic_time();
         attach_server_close(server, 200);
         ck_assert_int_lt(g_get_monotonic_time() - start, 2 * G_USEC_PER_SEC);

@@ -331,6 +331,43 @@ START_TEST(test_chunk_with_thousands_of_lines_spans_several_writev_batches)
 }
 END_TEST
 
+/* Short lines are copied into a staging buffer, long ones (over 1 KiB) are
+ * written in place: a chunk that mixes them and fills the staging buffer
+ * several times over must still come out in order, byte for byte. */
+START_TEST(test_mixed_short_and_long_lines_past_the_staging_buffer_keep_order)
+{
+        g_autofree char *path = tmp_path("ctr.log");
+        g_autoptr(LogSink) sink = new_sink(path, 0, 0);
+        g_autoptr(GString) in = g_string_new(NULL);
+        g_autoptr(GString) want = g_string_new(NULL);
+        g_autofree char *got = NULL;
+        K8sFileStats stats;
+
+        for (int i = 0; i < 8000; i++) {
+                g_autoptr(GString) line = g_string_new(NULL);
+
+                g_string_append_printf(line, "line %d of a chunk of mixed lengths", i);
+                /* Every 97th line is 1-5 KiB long. */
+                if (i % 97 == 0)
+                        for (int k = 0; k < 1000 + (i % 4000); k++)
+                                g_string_append_c(line, (char) ('a' + (i + k) % 26));
+                g_string_append_c(line, '\n');
+                g_string_append(in, line->str);
+                g_string_append_printf(want, TS0_UTC " stdout F %s", line->str);
+        }
+        g_string_append(in, "tail");
+        g_string_append(want, TS0_UTC " stdout P tail\n");
+        ck_assert_uint_gt(in->len, 3 * 128 * 1024);
+
+        write_ok(sink, CTRMON_STREAM_STDOUT, &TS0, in->str);
+        got = read_all(path);
+        ck_assert_str_eq(got, want->str);
+        k8s_file_sink_get_stats(sink, &stats);
+        ck_assert_uint_eq(stats.bytes_written, want->len);
+        ck_assert_int_eq(stats.current_size, (int64_t) want->len);
+}
+END_TEST
+
 /* ---- size limits ------------------------------------------------------- */
 
 /* Spec §6.3: 51-byte records, max 200: lines 1-3, 4-6, 7-9 are each
@@ -847,6 +884,7 @@ static Suite *k8s_file_suite(void)
         tcase_add_test(tc, test_three_lines_and_fragment_in_one_chunk);
         tcase_add_test(tc, test_empty_chunk_writes_nothing);
         tcase_add_test(tc, test_chunk_with_thousands_of_lines_spans_several_writev_batches);
+        tcase_add_test(tc, test_mixed_short_and_long_lines_past_the_staging_buffer_keep_order);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("limits");
