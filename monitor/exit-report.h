@@ -6,10 +6,26 @@
 #include <stdbool.h>
 
 /* Write the status as decimal ASCII, no newline, mode 0644, atomically, to
- * <exit_dir>/<cid> and <persist_dir>/exit (each only if the dir is set).
+ * <persist_dir>/exit, then <exit_dir>/<cid> (each only if the dir is set).
  * Both are attempted; the first error is returned. */
 int exit_report_write_status(const char *exit_dir, const char *persist_dir, const char *cid,
                              int status, GError **error);
+
+/* The same two files, made ready while the container runs: an unnamed file
+ * (O_TMPFILE, mode 0644) is created in each directory at start-up, so that
+ * at exit only the status is written and the file linked under a temporary
+ * name and renamed into place; a reader still sees no file or the whole
+ * content, and a watcher the same rename as before. Creating a file is the
+ * slow part (an ext4 journal handle: 60 us to 0.8 ms measured under load),
+ * and the caller is waiting for these. Where an unnamed file cannot be
+ * made or linked (no O_TMPFILE, no /proc, another filesystem), the
+ * write falls back to exit_report_write_status()'s temp file and rename. */
+typedef struct ExitReport ExitReport;
+
+ExitReport *exit_report_prepare(const char *exit_dir, const char *persist_dir, const char *cid);
+int exit_report_write(ExitReport *report, int status, GError **error);
+void exit_report_free(ExitReport *report);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ExitReport, exit_report_free)
 
 /* Create the empty oom files <persist_dir>/oom and <bundle>/oom (each only if
  * set), mode 0644. */

@@ -89,6 +89,22 @@ typedef struct {
  *  - Fails only before fork (-EINVAL for a missing argv, fork errors). */
 int runtime_spawn(const RuntimeSpawn *spawn, pid_t *ret_pid, GError **error);
 
+/* 1 if runtime_spawn() starts a child without a start pipe vfork-style
+ * (CLONE_VM | CLONE_VFORK: it returns once the runtime has been exec'd).
+ * AddressSanitizer does not know a stack made with mmap(): it warns in the
+ * child and reports false stack overflows once a second child gets the
+ * same pages, so sanitizer builds fork. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RUNTIME_SPAWN_CLONE_VM 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RUNTIME_SPAWN_CLONE_VM 0
+#endif
+#endif
+#ifndef RUNTIME_SPAWN_CLONE_VM
+#define RUNTIME_SPAWN_CLONE_VM 1
+#endif
+
 /* Read the container pid that the runtime wrote to `path` (decimal, optional
  * trailing newline). Returns -ENOENT etc. with a GError on failure, -EINVAL
  * if the content is not a positive pid. */

@@ -6,6 +6,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <stdbool.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -93,6 +97,179 @@ START_TEST(test_oom_files_are_empty_mode_0644_in_both_dirs)
 }
 END_TEST
 
+/* The inode of the unnamed file exit_report_prepare() left open in `dir`
+ * (found through /proc/self/fd), or 0. */
+static ino_t prepared_inode_in(const char *dir)
+{
+        g_autoptr(GDir) fds = g_dir_open("/proc/self/fd", 0, NULL);
+        ck_assert_ptr_nonnull(fds);
+        g_autofree char *prefix = g_strconcat(dir, "/#", NULL);
+        const char *name;
+        while ((name = g_dir_read_name(fds))) {
+                g_autofree char *link = g_build_filename("/proc/self/fd", name, NULL);
+                g_autofree char *target = g_file_read_link(link, NULL);
+                struct stat st;
+                if (target && g_str_has_prefix(target, prefix) && stat(link, &st) == 0)
+                        return st.st_ino;
+        }
+        return 0;
+}
+
+static guint entries_in(const char *dir)
+{
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        ck_assert_ptr_nonnull(d);
+        guint n = 0;
+        while (g_dir_read_name(d))
+                n++;
+        return n;
+}
+
+START_TEST(test_prepared_exit_files_are_the_files_made_at_start_mode_0644)
+{
+        g_autofree char *exits = g_build_filename(tmpdir, "exits", NULL);
+        g_autofree char *persist = g_build_filename(tmpdir, "persist", NULL);
+        ck_assert_int_eq(g_mkdir_with_parents(exits, 0755), 0);
+        ck_assert_int_eq(g_mkdir_with_parents(persist, 0755), 0);
+        /* The mode must not depend on the umask at start-up. */
+        mode_t old_umask = umask(077);
+        g_autoptr(ExitReport) report = exit_report_prepare(exits, persist, "abc123");
+        umask(old_umask);
+
+        /* Nothing is visible until the status is known. */
+        ck_assert_uint_eq(entries_in(exits), 0);
+        ck_assert_uint_eq(entries_in(persist), 0);
+        ino_t exit_ino = prepared_inode_in(exits);
+        ino_t persist_ino = prepared_inode_in(persist);
+        ck_assert_uint_ne(exit_ino, 0);
+        ck_assert_uint_ne(persist_ino, 0);
+
+        ck_assert_int_eq(exit_report_write(report, 137, NULL), 0);
+        g_autofree char *a = read_file(exits, "abc123");
+        g_autofree char *b = read_file(persist, "exit");
+        ck_assert_str_eq(a, "137");
+        ck_assert_str_eq(b, "137");
+        ck_assert_uint_eq(mode_of(exits, "abc123"), 0644);
+        ck_assert_uint_eq(mode_of(persist, "exit"), 0644);
+        /* The very files made at start, and no temporary name left over. */
+        g_autofree char *exit_path = g_build_filename(exits, "abc123", NULL);
+        g_autofree char *persist_path = g_build_filename(persist, "exit", NULL);
+        struct stat st;
+        ck_assert_int_eq(stat(exit_path, &st), 0);
+        ck_assert_uint_eq(st.st_ino, exit_ino);
+        ck_assert_int_eq(stat(persist_path, &st), 0);
+        ck_assert_uint_eq(st.st_ino, persist_ino);
+        ck_assert_uint_eq(entries_in(exits), 1);
+        ck_assert_uint_eq(entries_in(persist), 1);
+        /* Written once: the report no longer holds the files. */
+        ck_assert_uint_eq(prepared_inode_in(exits), 0);
+}
+END_TEST
+
+/* linkat(AT_EMPTY_PATH) is refused without CAP_DAC_READ_SEARCH (before
+ * Linux 6.10; since then, when the credentials differ from the opener's):
+ * the /proc link must do. The child prepares, then drops the capability,
+ * which also changes its credentials. */
+START_TEST(test_prepared_exit_file_is_linked_where_at_empty_path_is_refused)
+{
+        g_autofree char *exit_path = g_build_filename(tmpdir, "c1", NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                ExitReport *report = exit_report_prepare(tmpdir, NULL, "c1");
+                ino_t ino = prepared_inode_in(tmpdir);
+                int probe = open(tmpdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+                struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+                struct __user_cap_data_struct data[2] = { { 0 } };
+                if (syscall(SYS_capget, &header, data) < 0)
+                        _exit(2);
+                data[CAP_TO_INDEX(CAP_DAC_READ_SEARCH)].effective &= ~CAP_TO_MASK(CAP_DAC_READ_SEARCH);
+                if (syscall(SYS_capset, &header, data) < 0)
+                        _exit(3);
+                /* The premise: the direct way is refused here. */
+                g_autofree char *probe_path = g_build_filename(tmpdir, "probe", NULL);
+                if (probe < 0 || linkat(probe, "", AT_FDCWD, probe_path, AT_EMPTY_PATH) == 0)
+                        _exit(4);
+                close(probe);
+                int r = exit_report_write(report, 5, NULL);
+                exit_report_free(report);
+                struct stat st;
+                if (ino == 0 || r < 0 || stat(exit_path, &st) < 0 || st.st_ino != ino)
+                        _exit(5);
+                _exit(0);
+        }
+        int wstatus;
+        ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+        ck_assert(WIFEXITED(wstatus));
+        ck_assert_int_eq(WEXITSTATUS(wstatus), 0);
+        g_autofree char *a = read_file(tmpdir, "c1");
+        ck_assert_str_eq(a, "5");
+}
+END_TEST
+
+START_TEST(test_prepared_exit_file_arrives_by_rename_as_with_conmon)
+{
+        int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        ck_assert_int_ge(ino, 0);
+        g_autoptr(ExitReport) report = exit_report_prepare(tmpdir, NULL, "c1");
+        ck_assert_int_ge(inotify_add_watch(ino, tmpdir, IN_CREATE | IN_MOVED_TO), 0);
+        ck_assert_int_eq(exit_report_write(report, 0, NULL), 0);
+
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        ssize_t n = read(ino, buf, sizeof buf);
+        ck_assert_int_gt(n, 0);
+        bool moved_to = false, created = false;
+        for (char *p = buf; p < buf + n;) {
+                struct inotify_event *ev = (struct inotify_event *) p;
+                if (ev->len && strcmp(ev->name, "c1") == 0) {
+                        moved_to |= (ev->mask & IN_MOVED_TO) != 0;
+                        created |= (ev->mask & IN_CREATE) != 0;
+                }
+                p += sizeof *ev + ev->len;
+        }
+        close(ino);
+        ck_assert(moved_to);
+        ck_assert(!created);
+}
+END_TEST
+
+START_TEST(test_prepared_exit_file_replaces_an_existing_one)
+{
+        g_autofree char *path = g_build_filename(tmpdir, "c1", NULL);
+        g_autoptr(ExitReport) report = exit_report_prepare(tmpdir, NULL, "c1");
+        ck_assert(g_file_set_contents(path, "999", -1, NULL));
+        ck_assert_int_eq(exit_report_write(report, 3, NULL), 0);
+        g_autofree char *a = read_file(tmpdir, "c1");
+        ck_assert_str_eq(a, "3");
+        ck_assert_uint_eq(entries_in(tmpdir), 1);
+}
+END_TEST
+
+START_TEST(test_exit_dir_made_after_start_still_gets_the_file)
+{
+        g_autofree char *exits = g_build_filename(tmpdir, "later", NULL);
+        g_autoptr(ExitReport) report = exit_report_prepare(exits, NULL, "c1");
+        ck_assert_int_eq(g_mkdir_with_parents(exits, 0755), 0);
+        ck_assert_int_eq(exit_report_write(report, 42, NULL), 0);
+        g_autofree char *a = read_file(exits, "c1");
+        ck_assert_str_eq(a, "42");
+        ck_assert_uint_eq(mode_of(exits, "c1"), 0644);
+}
+END_TEST
+
+START_TEST(test_prepared_exit_file_in_removed_dir_fails_with_message)
+{
+        g_autofree char *exits = g_build_filename(tmpdir, "gone", NULL);
+        ck_assert_int_eq(g_mkdir_with_parents(exits, 0755), 0);
+        g_autoptr(ExitReport) report = exit_report_prepare(exits, NULL, "c1");
+        ck_assert_int_eq(rmdir(exits), 0);
+        GError *error = NULL;
+        ck_assert_int_lt(exit_report_write(report, 0, &error), 0);
+        ck_assert(strstr(error->message, "Failed to write 0 to the exit file") != NULL);
+        g_error_free(error);
+}
+END_TEST
+
 /* Runs the exit command in a child process (it closes fds and waits for all
  * children, which must not disturb the test runner). */
 static int run_command_in_child(const ExitCommand *cmd)
@@ -167,6 +344,12 @@ int main(void)
         tcase_add_test(tc, test_timeout_status_is_written_as_minus_one);
         tcase_add_test(tc, test_exit_file_in_missing_dir_fails_with_message);
         tcase_add_test(tc, test_oom_files_are_empty_mode_0644_in_both_dirs);
+        tcase_add_test(tc, test_prepared_exit_files_are_the_files_made_at_start_mode_0644);
+        tcase_add_test(tc, test_prepared_exit_file_arrives_by_rename_as_with_conmon);
+        tcase_add_test(tc, test_prepared_exit_file_is_linked_where_at_empty_path_is_refused);
+        tcase_add_test(tc, test_prepared_exit_file_replaces_an_existing_one);
+        tcase_add_test(tc, test_exit_dir_made_after_start_still_gets_the_file);
+        tcase_add_test(tc, test_prepared_exit_file_in_removed_dir_fails_with_message);
         tcase_add_test(tc, test_exit_command_gets_args_in_order_including_empty_one);
         tcase_add_test(tc, test_exit_command_sees_only_stdio_and_devnull);
         tcase_add_test(tc, test_exit_command_waits_for_delay);

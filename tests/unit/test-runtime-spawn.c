@@ -711,6 +711,29 @@ START_TEST(test_spawn_waits_for_start_pipe)
 }
 END_TEST
 
+/* Without a start pipe the child runs vfork-style (no copy of the
+ * monitor's memory): when runtime_spawn() returns, the runtime has already
+ * been exec'd. A fork()ed child would usually still be the test binary. */
+START_TEST(test_spawn_returns_after_the_runtime_is_execd)
+{
+        char *argv[] = { "/bin/sleep", "5", NULL };
+        RuntimeSpawn s = spawn_new(argv);
+        g_autofree char *exe_link = NULL;
+        g_autofree char *exe = NULL;
+        g_autofree char *sleep_path = realpath("/bin/sleep", NULL);
+        pid_t pid;
+
+        pid = spawn_ok(&s);
+        exe_link = g_strdup_printf("/proc/%d/exe", (int) pid);
+        exe = g_file_read_link(exe_link, NULL);
+        kill(pid, SIGKILL);
+        wait_status(pid);
+        ck_assert_ptr_nonnull(sleep_path);
+        ck_assert_ptr_nonnull(exe);
+        ck_assert_str_eq(exe, sleep_path);
+}
+END_TEST
+
 START_TEST(test_spawn_sets_oom_score_adj)
 {
         char *argv[] = { "/bin/cat", "/proc/self/oom_score_adj", NULL };
@@ -864,6 +887,10 @@ static Suite *runtime_spawn_suite(void)
 
         tc = tcase_create("start");
         tcase_add_test(tc, test_spawn_waits_for_start_pipe);
+        /* Sanitizer builds fork (RUNTIME_SPAWN_CLONE_VM): the property
+         * does not exist there. */
+        if (RUNTIME_SPAWN_CLONE_VM)
+                tcase_add_test(tc, test_spawn_returns_after_the_runtime_is_execd);
         tcase_add_test(tc, test_spawn_sets_oom_score_adj);
         suite_add_tcase(s, tc);
 
