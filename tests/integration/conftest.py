@@ -3,6 +3,12 @@
 Run:  CTRMON_BIN=<builddir>/monitor/ctrmon python3 -m pytest tests/integration -q
 Env:  CTRTEST_KEEP=1 keeps the per-test work dirs under /run/ctrmon-tests.
       CTRTEST_TEST_TIMEOUT (default 60) bounds every test in seconds.
+      CTRTEST_TIME_SCALE (default 1) stretches the deadlines that are only
+      about time (conftest.scaled); the valgrind run sets it, since ctrmon
+      runs 20-50x slower under memcheck.
+      VALGRIND_LOG_DIR (set by the valgrind run, tests/lib/valgrind-ctrmon)
+      holds valgrind's own log files, the fds valgrind adds to what the
+      monitor's children inherit (fixture `valgrind_log_dir`).
 """
 import os
 import shutil
@@ -22,6 +28,7 @@ from ctrtest.runc import Runc  # noqa: E402
 
 STATE_ROOT = "/run/ctrmon-tests"
 TEST_TIMEOUT = int(os.environ.get("CTRTEST_TEST_TIMEOUT", "60"))
+from ctrtest.wait import TIME_SCALE  # noqa: E402,F401  (CTRTEST_TIME_SCALE)
 
 
 def pytest_configure(config):
@@ -91,6 +98,21 @@ def test_time_limit():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
+
+
+def scaled(seconds):
+    """seconds x CTRTEST_TIME_SCALE (`from conftest import scaled`), for
+    deadlines and durations that are only about time, never for what a
+    test asserts about behaviour. The harness (ctrtest.monitor) scales its
+    own waits the same way."""
+    return seconds * TIME_SCALE
+
+
+@pytest.fixture
+def valgrind_log_dir():
+    """The directory of valgrind's logs when ctrmon runs under
+    tests/lib/valgrind-ctrmon, else None."""
+    return os.environ.get("VALGRIND_LOG_DIR") or None
 
 
 _work_counter = iter(range(1, 1 << 30))

@@ -17,6 +17,8 @@ from ctrtest.control import ControlClient, api_socket_path
 from ctrtest.runc import Runc
 from ctrtest.wait import wait_for
 
+from conftest import scaled
+
 
 # -- fake runtimes -----------------------------------------------------------
 
@@ -90,7 +92,7 @@ def test_hanging_runtime_is_killed_after_runtime_timeout(env):
     msg = sync_failure(m, 15)
     took = time.monotonic() - t0
     assert msg.message == "runtime did not finish create within 2 s"
-    assert 1.5 < took < 6, took
+    assert 1.5 < took < scaled(6), took
     assert m.wait_status(10) == 1
     assert m.sync_rest(5) == []
     # Nothing left running: the script, its sleep, the "container init"

@@ -6,6 +6,8 @@ import pytest
 
 from ctrtest.monitor import monitor_binary
 
+from conftest import scaled
+
 # Every long option of spec §1.2 except the hidden --restore-arg/--pidfile.
 LONG_OPTIONS = [
     "api-version", "bundle", "cid", "conmon-pidfile", "container-pidfile",
@@ -21,7 +23,7 @@ LONG_OPTIONS = [
 ]
 
 
-def run(*args, timeout=10):
+def run(*args, timeout=scaled(10)):
     return subprocess.run([monitor_binary(), *args], stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout)

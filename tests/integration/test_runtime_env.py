@@ -16,6 +16,36 @@ from ctrtest.recording import (RECORDING_RUNTIME, Recorder, ReservedLowFds,
 
 UNRELATED_PID = "999999"
 
+# What valgrind adds when ctrmon runs under tests/lib/valgrind-ctrmon (the
+# valgrind run of tests/run-all), ignored there and only there:
+# LD_LIBRARY_PATH=/usr/lib/debug (Debian's /usr/bin/valgrind script),
+# GLIBCXX_FORCE_NEW/GLIBCPP_FORCE_NEW=1 (memcheck, against libstdc++ pools),
+# LD_PRELOAD= (valgrind's preload entry, emptied for an untraced exec) and
+# PWD and _ (the wrapper's shells reset PWD to the cwd the test gives them
+# and drop the caller's "_", the shell's last-command variable).
+VALGRIND_ENV = ("LD_LIBRARY_PATH", "GLIBCXX_FORCE_NEW", "GLIBCPP_FORCE_NEW",
+                "LD_PRELOAD", "PWD", "_")
+
+
+def monitor_env(d, valgrind_log_dir):
+    """An environment dict less what valgrind adds (only under valgrind)."""
+    if not valgrind_log_dir:
+        return d
+    return {k: v for k, v in d.items() if k not in VALGRIND_ENV}
+
+
+def inherited_fds(record, valgrind_log_dir):
+    """A record's fds less valgrind's own memcheck logs
+    (<VALGRIND_LOG_DIR>/<pid>.log), which valgrind opens without
+    close-on-exec in the monitor and in each forked child, so an untraced
+    exec (runtime, exit command) inherits them; only under valgrind."""
+    fds = record["fds"]
+    if not valgrind_log_dir:
+        return fds
+    d = os.path.abspath(valgrind_log_dir)
+    return {n: f for n, f in fds.items()
+            if os.path.dirname(f["target"]) != d}
+
 
 def recorded_run(env, args, *, extra_env=None, extra_args=(), binary=None,
                  sync=False, fail=None):
@@ -101,21 +131,23 @@ def test_invalid_listen_pid_fails_before_runtime_with_exact_sync_message(
 
 # -- environment -----------------------------------------------------------
 
-def test_runtime_and_exit_command_see_exactly_the_monitor_environment(env):
+def test_runtime_and_exit_command_see_exactly_the_monitor_environment(
+        env, valgrind_log_dir):
     m, rec = recorded_run(
         env, ["true"],
         extra_env={"CTRTEST_MARK": "a b=c\tq", "EMPTY_VAR": ""},
         extra_args=["--exit-command", RECORDING_RUNTIME,
                     "--exit-command-arg", "--record-exit-command"])
     run_to_exit(m)
-    want = m.spawn_env
+    want = monitor_env(m.spawn_env, valgrind_log_dir)
     r = rec.one("create")
-    assert environ_dict(r) == want
+    assert monitor_env(environ_dict(r), valgrind_log_dir) == want
     x = rec.one("exitcmd")
-    assert environ_dict(x) == want
+    assert monitor_env(environ_dict(x), valgrind_log_dir) == want
     assert x["argv"][1:] == ["--record-exit-command"]
     # The exit command gets /dev/null as stdio and no other fd (§2.7).
-    assert {n: f["target"] for n, f in x["fds"].items()} == {
+    assert {n: f["target"] for n, f in
+            inherited_fds(x, valgrind_log_dir).items()} == {
         "0": "/dev/null", "1": "/dev/null", "2": "/dev/null"}
 
 
@@ -137,7 +169,8 @@ def write_file(path, data):
     return path
 
 
-def test_inherited_fds_5_and_7_reach_runtime_at_same_numbers_and_nothing_else(env):
+def test_inherited_fds_5_and_7_reach_runtime_at_same_numbers_and_nothing_else(
+        env, valgrind_log_dir):
     f5 = write_file(os.path.join(env.work, "five"), b"five\n")
     f7 = write_file(os.path.join(env.work, "seven"), b"seven-seven\n")
     wrapper = fd_wrapper(os.path.join(env.work, "fd-wrap"),
@@ -147,7 +180,7 @@ def test_inherited_fds_5_and_7_reach_runtime_at_same_numbers_and_nothing_else(en
     with ReservedLowFds():
         m.run()
     r = rec.one("create")
-    fds = r["fds"]
+    fds = inherited_fds(r, valgrind_log_dir)
     # Only stdio plus the two inherited files: no log, pipe, socket, FIFO,
     # signalfd or eventfd of the monitor's own leaks into the runtime.
     assert sorted(fds, key=int) == ["0", "1", "2", "5", "7"], fds

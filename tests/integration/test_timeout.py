@@ -9,18 +9,20 @@ from ctrtest import procs
 from ctrtest.bundle import SHARED_IN_CTR
 from ctrtest.wait import wait_for
 
+from conftest import scaled
+
 
 def test_timeout_kills_container_exit_file_minus1_status_255(env):
     m = env.monitor(["sh", "-c", "echo before; sleep 100"], sync=True,
                     timeout=1)
     t0 = time.monotonic()
     ctr = m.run()
-    assert m.wait_status(10) == 255
-    assert time.monotonic() - t0 < 6
+    assert m.wait_status(scaled(10)) == 255
+    assert time.monotonic() - t0 < scaled(6)
     assert m.wait_exit_file() == "-1"
     with open(m.persist_exit) as f:
         assert f.read() == "-1"
-    wait_for(lambda: procs.is_gone(ctr), 5, "container to be killed")
+    wait_for(lambda: procs.is_gone(ctr), scaled(5), "container to be killed")
     m.assert_clean_exit()
     assert b" stdout F before\n" in m.log_bytes()
 
@@ -29,8 +31,8 @@ def test_timeout_is_ignored_when_container_exits_first(env):
     m = env.monitor(["sh", "-c", "exit 3"], sync=True, timeout=5)
     t0 = time.monotonic()
     m.run()
-    assert m.wait_status(10) == 3
-    assert time.monotonic() - t0 < 4
+    assert m.wait_status(scaled(10)) == 3
+    assert time.monotonic() - t0 < scaled(4)
     assert m.wait_exit_file() == "3"
     m.assert_clean_exit()
 

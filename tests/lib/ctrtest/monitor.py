@@ -19,7 +19,7 @@ import uuid
 
 from . import procs
 from .attach import AttachClient
-from .wait import wait_for
+from .wait import scaled, wait_for
 
 _counter = itertools.count(1)
 SYNC_LINE_RE = re.compile(rb'^\{"(pid|data|exit_code)": (-?\d+)'
@@ -234,7 +234,7 @@ class Monitor:
         if self.sync:
             self.daemon_pid = self.popen.pid
         else:
-            self.foreground_status = self.popen.wait(timeout=timeout)
+            self.foreground_status = self.popen.wait(timeout=scaled(timeout))
             if self.conmon_pidfile and os.path.exists(self.conmon_pidfile):
                 with open(self.conmon_pidfile) as f:
                     self.daemon_pid = int(f.read())
@@ -271,6 +271,7 @@ class Monitor:
 
     def read_sync_raw(self, timeout):
         """Next complete sync-pipe line (bytes incl. '\n'), or None at EOF."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while b"\n" not in self._sync_buf:
             if self._sync_eof:
@@ -326,7 +327,7 @@ class Monitor:
 
     def wait_exit_file(self, timeout=15):
         """Content of <exit-dir>/<cid> once it exists (str)."""
-        wait_for(lambda: os.path.exists(self.exit_file), timeout,
+        wait_for(lambda: os.path.exists(self.exit_file), scaled(timeout),
                  f"exit file {self.exit_file}")
         with open(self.exit_file) as f:
             return f.read()
@@ -334,10 +335,11 @@ class Monitor:
     def wait_status(self, timeout=15):
         """--sync only: the monitor's own exit status."""
         assert self.sync, "wait_status needs --sync"
-        return self.popen.wait(timeout=timeout)
+        return self.popen.wait(timeout=scaled(timeout))
 
     def wait_gone(self, timeout=10):
         """Wait until the monitor (daemon) process is gone or a zombie."""
+        timeout = scaled(timeout)
         if self.sync:
             self.popen.wait(timeout=timeout)
             return
