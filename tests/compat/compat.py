@@ -247,6 +247,10 @@ def compare(sc, ref, mine):
             continue
         if a != b:
             diffs.append(f"{key}: conmon {show(a)} != ctrmon {show(b)}")
+    if "error" in mine and "error" not in sc.fixes and not any(
+            d.startswith("error:") for d in diffs):
+        # the same failure in both worlds still leaves the scenario untested
+        diffs.append(f"error: the scenario did not complete: {mine['error']}")
     if mine.get("cleanup") != "clean" and not any(
             d.startswith("cleanup:") for d in diffs):
         diffs.append(f"cleanup: ctrmon {mine.get('cleanup')}")

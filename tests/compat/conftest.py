@@ -68,8 +68,11 @@ def rootless_pair():
     rootless.ensure_user()
     p = _pair(rootless.new_world, "rootless")
     yield p
-    _teardown(p)
-    rootless.kill_leftovers()
+    bases = [p.ref.base, p.mine.base]
+    try:
+        _teardown(p)
+    finally:
+        rootless.kill_leftovers(bases)
 
 
 @pytest.fixture

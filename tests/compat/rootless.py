@@ -76,8 +76,21 @@ def new_world(monitor, tag):
     return w
 
 
-def kill_leftovers():
-    """The rootless pause processes podman leaves for the test user."""
+def _environ_mentions(pid, keys):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read()
+    except OSError:
+        return False
+    return any(k in env for k in keys)
+
+
+def kill_leftovers(bases=None):
+    """The rootless pause processes podman leaves for the test user: only
+    those of the given world directories (default: everything under BASE),
+    found by their environment (XDG_RUNTIME_DIR, TMPDIR), so that another
+    session's worlds of the same user stay alive."""
+    keys = [os.fsencode(b) for b in (bases or [BASE])]
     uid = pwd.getpwnam(USER).pw_uid
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -88,7 +101,7 @@ def kill_leftovers():
         except OSError:
             continue
         st = proc_stat(entry)
-        if st and st[0] != "Z":
+        if st and st[0] != "Z" and _environ_mentions(entry, keys):
             try:
                 os.kill(int(entry), signal.SIGKILL)
             except ProcessLookupError:

@@ -5,6 +5,7 @@ import pytest
 
 import compat
 import scenarios  # noqa: F401  (registers the scenarios)
+import scenarios_io  # noqa: F401
 from loop import loop_scenario
 
 ROOTFUL = [s for s in compat.SCENARIOS]

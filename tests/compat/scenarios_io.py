@@ -1,0 +1,528 @@
+"""The interactive podman scenarios, run against both monitors: logs -f,
+the passthrough log driver, stdin, terminals and resizes, attach and detach
+keys, every form of exec, and --sdnotify.  Registered like scenarios.py.
+
+Terminal scenarios give podman a real pseudo-terminal (os.openpty) as its
+stdio and read what podman writes to it.  Detach keys are only typed once
+podman put the terminal in raw mode: before that the line discipline would
+swallow ctrl-q (IXON) and buffer ctrl-p.
+"""
+
+import fcntl
+import os
+import re
+import select
+import socket
+import struct
+import subprocess
+import termios
+import time
+
+from compat import HEX64, IMAGE, LEAKED_FIFOS, blob, scenario, wait_until
+from scenarios import gated, logs, run_d, state, wait_logs
+
+ALL = True   # every scenario here also runs rootless (see each decorator)
+
+
+# -- helpers ------------------------------------------------------------------
+
+class Pty:
+    """A pseudo-terminal whose slave side is podman's stdio; the test reads
+    and types on the master side."""
+
+    def __init__(self, rows=24, cols=80):
+        self.master, self.slave = os.openpty()
+        self.resize(rows, cols)
+        os.set_blocking(self.master, False)
+        self.buf = b""
+
+    def resize(self, rows, cols):
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", rows, cols, 0, 0))
+
+    def popen(self, w, *args):
+        """podman ARGS in a new session whose controlling terminal is this
+        one (setsid -c), as in a shell: a resize makes the kernel send
+        SIGWINCH to podman's process group, which for rootless podman also
+        holds the podman re-executed inside the user namespace."""
+        return subprocess.Popen(["setsid", "-c", *w.argv(*args)], env=w.env,
+                                stdin=self.slave, stdout=self.slave,
+                                stderr=self.slave, close_fds=True)
+
+    def pump(self, timeout):
+        r, _, _ = select.select([self.master], [], [], timeout)
+        if not r:
+            return False
+        try:
+            d = os.read(self.master, 65536)
+        except (BlockingIOError, OSError):  # EIO: no slave left
+            return False
+        self.buf += d
+        return bool(d)
+
+    def wait_for(self, want, timeout=30):
+        deadline = time.monotonic() + timeout
+        while want not in self.buf:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waiting for {want!r} on the terminal: "
+                                     f"got {self.buf!r}")
+            self.pump(0.1)
+
+    def raw(self):
+        """True once podman put the terminal in raw mode."""
+        return not termios.tcgetattr(self.slave)[3] & termios.ICANON
+
+    def type(self, data):
+        wait_until(self.raw, 30, what="podman to put the terminal in raw mode")
+        os.write(self.master, data)
+
+    def pending(self):
+        """Bytes typed that podman has not read yet."""
+        return struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD,
+                                              b"\0" * 4))[0]
+
+    def type_keys(self, keys):
+        """Type a detach key sequence one key per read: podman (CopyDetachable)
+        only recognises a key that arrives alone in its read, so each key
+        waits until podman consumed the one before.  A byte written to the
+        master reaches the slave's input queue a moment later (the kernel's
+        flip-buffer work), so "consumed" is: seen in the queue, then gone;
+        or never seen within half a second because podman took it at once."""
+        for k in keys:
+            self.type(bytes([k]))
+            try:
+                wait_until(lambda: self.pending() > 0, 0.5, interval=0.001)
+            except AssertionError:
+                continue
+            wait_until(lambda: self.pending() == 0, 30, interval=0.001,
+                       what=f"podman to read key {k:#x}")
+
+    def drain(self):
+        """Everything podman wrote: called once podman exited, so all of it
+        is already in the terminal's buffer."""
+        while self.pump(0):
+            pass
+        return self.buf
+
+    def close(self):
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def finish(p, timeout=60):
+    try:
+        p.wait(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+def no_ids(data):
+    return HEX64.sub(b"<id>", data)
+
+
+def podman_text(w, data):
+    """podman's messages with what differs between two worlds replaced: ids,
+    the world's directory and logrus' elapsed-seconds stamp."""
+    data = no_ids(data).replace(w.base.encode(), b"<world>")
+    # podman resizes the terminal from a goroutine of its own: when that
+    # runs just after the container exited, podman prints this line, with
+    # either monitor, depending on timing alone.
+    data = re.sub(rb"(\x1b\[31m)?ERRO(\x1b\[0m)?\[\d+\] container not running"
+                  rb" *\r?\n", b"", data)
+    return re.sub(rb"(ERRO|WARN|INFO)(\x1b\[0m)?\[\d+\]", rb"\1\2[<t>]", data)
+
+
+# -- logs -f and the passthrough driver --------------------------------------
+
+def read_until(p, want_out, want_err=b"", timeout=60):
+    """Read podman's stdout and stderr until they end with want_out and
+    want_err; returns (stdout, stderr) read so far."""
+    got = {p.stdout: b"", p.stderr: b""}
+    want = {p.stdout: want_out, p.stderr: want_err}
+    deadline = time.monotonic() + timeout
+    while not all(got[f].endswith(want[f]) for f in got):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waiting for {want_out!r}/{want_err!r} from "
+                                 f"podman: got {blob(got[p.stdout])!r}/"
+                                 f"{blob(got[p.stderr])!r}")
+        for f in select.select(list(got), [], [], 0.2)[0]:
+            d = os.read(f.fileno(), 65536)
+            if not d:
+                raise AssertionError(f"podman closed a stream early: got "
+                                     f"{blob(got[p.stdout])!r}/"
+                                     f"{blob(got[p.stderr])!r}")
+            got[f] += d
+    return got[p.stdout], got[p.stderr]
+
+
+@scenario("logs -f: follow until exit", fixes={"files-exited": LEAKED_FIFOS},
+          rootless=ALL)
+def s_logs_follow(w, o):
+    # Every line is seen by the follower before the container goes on, and
+    # the container exits without writing after the last line the follower
+    # saw: podman 4.3's tail library (nxadm/tail, sendLine) drops random
+    # lines still unsent when podman stops it at the container's exit, with
+    # either monitor; later nxadm/tail releases fixed that.  For the same
+    # reason `podman logs -f` of an exited container is not compared: it
+    # stops the tail at once and loses lines under load.
+    n = o.name()
+    g = w.gate()
+    run_d(w, o, n, "sh", "-c", "echo one; echo e-one >&2; " + g.wait_cmd(
+        "go", "seq 2 3000; echo e-two >&2; echo last; "
+        + g.wait_cmd("exit", "exit 4")), args=g.volume)
+    wait_logs(w, n, b"one\n")
+    p = w.popen("logs", "-f", n)
+    try:
+        out1, err1 = read_until(p, b"one\n", b"e-one\n")
+        g.open()
+        out2, err2 = read_until(p, b"3000\nlast\n", b"e-two\n")
+        g.open("exit")
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    o.rc_out_err("logs-f", (p.returncode, out1 + out2 + out, err1 + err2 + err))
+    o.rc_out_err("wait", w.podman("wait", n))
+    logs(w, o, "logs", n)
+    state(w, o, n)
+
+
+@scenario("log driver passthrough: stdio pipes", rootless=ALL,
+          fixes={"files-exited": LEAKED_FIFOS})
+def s_passthrough(w, o):
+    n = gated(w, o, "run", ["-i", "--log-driver", "passthrough"],
+              "cat; echo out; echo err >&2; printf 'no-nl'; exit 2",
+              input=b"in\x00\xffput\nno-newline")
+    state(w, o, n)
+    logs(w, o, "logs", n)
+
+
+# -- stdin and terminals -------------------------------------------------------
+
+@scenario("run -i: piped stdin to EOF", fixes={"files-exited": LEAKED_FIFOS},
+          rootless=ALL)
+def s_run_i(w, o):
+    data = bytes(range(256)) * 800 + b"last line, no newline"
+    gated(w, o, "run", ["-i"], "cat; echo; echo eof-seen; exit 3", input=data)
+    # without -i the container's stdin is empty
+    n2 = o.name("no-i")
+    gated(w, o, "run-no-i", [], "cat; echo eof-seen", name=n2, input=b"ignored")
+
+
+@scenario("run -it on a terminal, resized", fixes={"files-exited": LEAKED_FIFOS},
+          rootless=ALL)
+def s_run_it_resize(w, o):
+    t = Pty(30, 100)
+    n = o.name()
+    # The container prints its size, then polls until it changes and prints
+    # it again.  It lingers a second before exiting: podman turns one
+    # SIGWINCH into more than one resize, and logs an error to the terminal
+    # if the container is gone by the last one (with either monitor).
+    script = ('stty size; i=0; while [ "$(stty size)" = "30 100" ] && '
+              '[ $i -lt 500 ]; do usleep 20000; i=$((i+1)); done; stty size; '
+              'sleep 1; exit 3')
+    p = t.popen(w, "run", "-it", "--name", n, IMAGE, "sh", "-c", script)
+    try:
+        t.wait_for(b"30 100\r\n")
+        w.verify_monitor(n)
+        # the kernel tells podman (SIGWINCH): the pty is its terminal
+        t.resize(40, 120)
+        t.wait_for(b"40 120\r\n")
+        o["run.rc"] = finish(p)
+        o["terminal"] = podman_text(w, t.drain())
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        t.close()
+    state(w, o, n)
+    logs(w, o, "logs", n)
+
+
+def attach_and_detach(w, o, key, t, args, keys):
+    """Run `podman ARGS` on terminal t, type a line, expect the container's
+    answer, type the detach keys; records what the terminal showed and
+    podman's exit code."""
+    p = t.popen(w, *args)
+    try:
+        t.type(b"hello\r")
+        t.wait_for(b"got:hello\r\n")
+        t.type_keys(keys)
+        o[key + ".rc"] = finish(p)
+        o[key + ".terminal"] = podman_text(w, t.drain())
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+ECHO_LOOP = "echo ready; while read l; do echo got:$l; done; echo stdin-closed"
+
+
+@scenario("attach: default and custom detach keys",
+          fixes={"files-exited": LEAKED_FIFOS}, rootless=ALL)
+def s_attach_detach(w, o):
+    n = o.name()
+    run_d(w, o, n, "sh", "-c", ECHO_LOOP, args=["-it"])
+    wait_logs(w, n, b"ready\r\n")
+    t = Pty()
+    try:
+        attach_and_detach(w, o, "attach", t, ("attach", n), b"\x10\x11")
+        state(w, o, n)
+        t.buf = b""
+        attach_and_detach(w, o, "attach-custom", t,
+                          ("attach", "--detach-keys", "ctrl-x,y", n), b"\x18y")
+        state(w, o, n)
+    finally:
+        t.close()
+    w.verify_monitor(n)
+    logs(w, o, "logs", n)
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+    state(w, o, n)
+
+
+@scenario("run -it --detach-keys, then attach", rootless=ALL,
+          fixes={"files-exited": LEAKED_FIFOS})
+def s_run_it_detach(w, o):
+    n = o.name()
+    t = Pty()
+    try:
+        p = t.popen(w, "run", "-it", "--detach-keys", "ctrl-a,b", "--name", n,
+                    IMAGE, "sh", "-c", ECHO_LOOP)
+        try:
+            t.wait_for(b"ready\r\n")
+            w.verify_monitor(n)
+            t.type(b"hello\r")
+            t.wait_for(b"got:hello\r\n")
+            t.type_keys(b"\x01b")
+            o["run.rc"] = finish(p)
+            o["run.terminal"] = podman_text(w, t.drain())
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        state(w, o, n)
+        # attach again and end the container with ctrl-d: podman attach
+        # returns the container's exit code.
+        t.buf = b""
+        p = t.popen(w, "attach", n)
+        try:
+            t.type(b"again\r")
+            t.wait_for(b"got:again\r\n")
+            t.type(b"\x04")
+            o["attach.rc"] = finish(p)
+            o["attach.terminal"] = podman_text(w, t.drain())
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    finally:
+        t.close()
+    o.rc_out_err("wait", w.podman("wait", n))
+    state(w, o, n)
+
+
+# -- exec ----------------------------------------------------------------------
+
+@scenario("exec -t -d -e -w -u and exec -it --detach-keys",
+          fixes={"files-exited": LEAKED_FIFOS}, rootless=ALL)
+def s_exec_forms(w, o):
+    n = o.name()
+    run_d(w, o, n, "sleep", "1000")
+    o.rc_out_err("exec-t", w.podman("exec", "-t", n, "sh", "-c",
+                                    "echo a; [ -t 1 ] && echo tty; exit 5"))
+    o.rc_out_err("exec-e", w.podman("exec", "-e", "FOO=bar baz", "-e", "EMPTY=",
+                                    n, "sh", "-c", 'echo "$FOO|$EMPTY|"'))
+    o.rc_out_err("exec-w", w.podman("exec", "-w", "/tmp", n, "pwd"))
+    o.rc_out_err("exec-w-missing", w.podman("exec", "-w", "/nonexistent", n, "pwd"))
+    o.rc_out_err("exec-u", w.podman("exec", "-u", "65534:65534", n, "id"))
+    o.rc_out_err("exec-u-name", w.podman("exec", "-u", "nobody", n, "id", "-un"))
+    rc, out, err = w.podman("exec", "-d", n, "sh", "-c",
+                            "echo detached-ok > /tmp/exec-d; sleep 1")
+    o.rc_out_err("exec-d", (rc, no_ids(out), err))
+    o["exec-d.id-printed"] = bool(HEX64.fullmatch(out.strip()))
+    wait_until(lambda: w.podman("exec", n, "cat", "/tmp/exec-d")[1]
+               == b"detached-ok\n", 30, what="the detached exec's file")
+    t = Pty()
+    try:
+        p = t.popen(w, "exec", "-it", "--detach-keys", "ctrl-x,y", n, "sh", "-c",
+                    ECHO_LOOP)
+        try:
+            t.wait_for(b"ready\r\n")
+            t.type(b"hello\r")
+            t.wait_for(b"got:hello\r\n")
+            t.type_keys(b"\x18y")
+            o["exec-it-detach.rc"] = finish(p)
+            o["exec-it-detach.terminal"] = podman_text(w, t.drain())
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    finally:
+        t.close()
+    # the detached exec session goes on, under an exec monitor of this world
+    mons = w.exec_monitors(n)
+    o["exec monitors after detach"] = sorted(
+        exe == w.monitor_real for _, exe in mons)
+    o.rc_out_err("ps", w.podman("exec", n, "sh", "-c",
+                                "ps -o args | grep -c '^sh -c echo ready'"))
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+    wait_until(lambda: not w.exec_monitors(n), 30,
+               what="the exec monitors to exit with the container")
+    state(w, o, n)
+
+
+# -- --sdnotify -----------------------------------------------------------------
+
+NOTIFIER_C = r"""
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+/* notify MESSAGE: one datagram to $NOTIFY_SOCKET (path sockets only). */
+int main(int argc, char **argv)
+{
+        const char *path = getenv("NOTIFY_SOCKET");
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (!path || argc != 2 || strlen(path) >= sizeof(sa.sun_path))
+                return 2;
+        strcpy(sa.sun_path, path);
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return 3;
+        size_t n = strlen(argv[1]);
+        if (sendto(fd, argv[1], n, 0, (struct sockaddr *) &sa, sizeof(sa)) != (ssize_t) n)
+                return 4;
+        return 0;
+}
+"""
+
+SCM_CREDENTIALS = 2
+
+
+def notifier(w):
+    """A static sd_notify client built at test time (busybox has none that
+    speaks unix datagrams), shared by the world's scenarios."""
+    exe = os.path.join(w.scratch, "notify")
+    if not os.path.exists(exe):
+        src = exe + ".c"
+        with open(src, "w") as f:
+            f.write(NOTIFIER_C)
+        p = subprocess.run(["gcc", "-static", "-Os", "-o", exe + ".tmp", src],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=120)
+        assert p.returncode == 0, f"cannot build the notifier: {p.stdout!r}"
+        os.rename(exe + ".tmp", exe)
+    return exe
+
+
+class NotifySocket:
+    """The systemd side of NOTIFY_SOCKET: each datagram as (pid, bytes),
+    with SO_PASSCRED so the sender is known."""
+
+    def __init__(self, w, name):
+        self.path = os.path.join(w.scratch, f"{name}.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        if hasattr(w, "uid"):   # rootless: podman runs as the test user
+            os.chown(self.path, w.uid, w.gid)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.got = []
+
+    def pump(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
+        except (socket.timeout, BlockingIOError):
+            return False
+        pid = None
+        for level, typ, cdata in anc:
+            if level == socket.SOL_SOCKET and typ == SCM_CREDENTIALS:
+                pid = struct.unpack("iII", cdata[:12])[0]
+        self.got.append((pid, data))
+        return True
+
+    def wait_for(self, want, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not any(want in d.split(b"\n") for _, d in self.got):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waiting for {want!r}: got {self.got!r}")
+            self.pump(0.2)
+
+    def received(self, who):
+        """The datagrams, pids replaced by what they are: who maps pid to a
+        role ('monitor', 'container', 'podman')."""
+        def role(pid):
+            return who.get(pid, "other")
+        out = []
+        for pid, d in self.got:
+            d = re.sub(rb"MAINPID=(\d+)",
+                       lambda m: b"MAINPID=<" + role(int(m.group(1))).encode()
+                       + b">", d)
+            out.append(f"from {role(pid)}: {d!r}")
+        return tuple(out)
+
+    def close(self):
+        self.sock.close()
+        os.unlink(self.path)
+
+
+@scenario("--sdnotify=conmon: MAINPID and READY", rootless=ALL,
+          fixes={"files-exited": LEAKED_FIFOS})
+def s_sdnotify_conmon(w, o):
+    n = o.name()
+    s = NotifySocket(w, n)
+    try:
+        p = w.popen("run", "-d", "--name", n, "--sdnotify=conmon", IMAGE,
+                    "sleep", "1000", env=dict(w.env, NOTIFY_SOCKET=s.path))
+        out, err = p.communicate(timeout=60)
+        o.rc_out_err("run", (p.returncode, no_ids(out), err))
+        info = w.verify_monitor(n)
+        s.wait_for(b"READY=1")
+        while s.pump(0):
+            pass
+        o["notify"] = s.received({info.conmon_pid: "monitor",
+                                  info.ctr_pid: "container", p.pid: "podman"})
+    finally:
+        s.close()
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+
+
+@scenario("--sdnotify=container: READY relayed by the monitor", rootless=ALL,
+          fixes={"files-exited": LEAKED_FIFOS})
+def s_sdnotify_container(w, o):
+    exe = notifier(w)
+    n = o.name()
+    g = w.gate()
+    s = NotifySocket(w, n)
+    try:
+        p = w.popen("run", "-d", "--name", n, "--sdnotify=container", *g.volume,
+                    "-v", f"{exe}:/notify:ro", IMAGE, "sh", "-c",
+                    g.wait_cmd("go", "/notify READY=1; echo sent:$?; "
+                               "sleep 1000"),
+                    env=dict(w.env, NOTIFY_SOCKET=s.path))
+        try:
+            info = w.verify_monitor(n)
+            g.open()
+            s.wait_for(b"READY=1")
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        o.rc_out_err("run", (p.returncode, no_ids(out), err))
+        wait_logs(w, n, b"sent:0\n")
+        while s.pump(0):
+            pass
+        o["notify"] = s.received({info.conmon_pid: "monitor",
+                                  info.ctr_pid: "container", p.pid: "podman"})
+    finally:
+        s.close()
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+    state(w, o, n)
+
