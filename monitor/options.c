@@ -194,7 +194,7 @@ static GOptionContext *options_context_new(OptionsParse *p)
                 { "timeout", 'T', 0, G_OPTION_ARG_INT, &o->timeout,
                   "Kill the container or exec process after this many seconds (<= 0: never)", "SECONDS" },
                 OPT_F("no-sync-log", 0, &p->no_sync_log,
-                      "Do not fsync the k8s-file log before writing exit files"),
+                      "Do not fsync the k8s-file log at exit (done after the exit files are written)"),
 
                 /* container logs */
                 OPT_SA("log-path", 'l', &p->log_paths,
