@@ -76,6 +76,7 @@ struct AttachClient {
          * marks it dead, and the dispatch frees it once callbacks return. */
         bool in_dispatch;
         bool dead;
+        bool disconnect_reported; /* client_cb(false) was called already */
         GQueue queue;          /* AttachPending */
         size_t queued_bytes;   /* payload plus one id byte per record */
 };
@@ -159,8 +160,9 @@ static void attach_client_drop(AttachClient *client)
                 return;
         if (server)
                 server->clients = g_list_remove(server->clients, client);
-        if (server && server->config.client_cb)
-                server->config.client_cb(false, server->config.user_data);
+        if (server && server->config.client_cb && !client->disconnect_reported)
+                server->config.client_cb(false, ATTACH_REASON_CLOSED, 0, server->config.user_data);
+        client->disconnect_reported = true;
         client->server = NULL;
         client->dead = true;
 
@@ -203,10 +205,14 @@ static void attach_client_drop_slow(AttachClient *client, size_t extra)
 {
         AttachServer *server = client->server;
 
+        uint64_t dropped = client->queued_bytes + extra;
         server->stats.clients_dropped++;
-        server->stats.bytes_dropped += client->queued_bytes + extra;
-        g_debug("Attach client %d fell %zu bytes behind, disconnecting it",
-                client->fd, client->queued_bytes + extra);
+        server->stats.bytes_dropped += dropped;
+        g_debug("Attach client %d fell %" G_GUINT64_FORMAT " bytes behind, disconnecting it", client->fd, dropped);
+        /* Reported now, not when the client finally hangs up. */
+        if (server->config.client_cb && !client->disconnect_reported)
+                server->config.client_cb(false, ATTACH_REASON_TOO_FAR_BEHIND, dropped, server->config.user_data);
+        client->disconnect_reported = true;
         attach_client_stop_output(client);
 }
 
@@ -419,7 +425,7 @@ static void attach_client_add(AttachServer *server, int fd)
         server->stats.clients_total++;
         g_debug("Accepted attach client %d", fd);
         if (server->config.client_cb)
-                server->config.client_cb(true, server->config.user_data);
+                server->config.client_cb(true, NULL, 0, server->config.user_data);
 }
 
 static gboolean attach_server_accept_cb(int fd, GIOCondition condition, gpointer user_data)

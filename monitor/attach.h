@@ -29,12 +29,19 @@ typedef struct {
          * attach_server_broadcast(), and not for the clients that
          * attach_server_close() disconnects. */
         void (*hangup_cb)(void *user_data);
-        /* A client connected (true) or was disconnected (false). May be NULL. */
-        void (*client_cb)(bool connected, void *user_data);
+        /* A client connected (true) or was disconnected (false), once each.
+         * `reason` says why it was disconnected: ATTACH_REASON_CLOSED (it hung
+         * up, or its socket failed) or ATTACH_REASON_TOO_FAR_BEHIND (reported
+         * the moment its output is cut off, with the queued bytes it will
+         * never get in `bytes_dropped`). May be NULL. */
+        void (*client_cb)(bool connected, const char *reason, uint64_t bytes_dropped, void *user_data);
         void *user_data;
         /* Bytes a client may have queued before it is disconnected. */
         size_t client_queue_max;      /* 0: default (32 MiB)                */
 } AttachConfig;
+
+#define ATTACH_REASON_CLOSED "closed"
+#define ATTACH_REASON_TOO_FAR_BEHIND "too far behind"
 
 /* Create the symlink (unless full_attach) and the listening socket, and add
  * a GSource to the default main context. */

@@ -172,9 +172,20 @@ static void lifecycle_resize_cb(int rows, int cols, void *user_data)
                 log_warning("%s, ignoring", error->message);
 }
 
-static void lifecycle_attach_client_cb(bool connected, void *user_data)
+static void lifecycle_attach_client_cb(bool connected, const char *reason, uint64_t bytes_dropped,
+                                       void *user_data)
 {
-        control_emit(user_data, connected ? CTRMON_EVENT_ATTACH_CONNECTED : CTRMON_EVENT_ATTACH_DISCONNECTED, NULL);
+        if (connected) {
+                control_emit(user_data, CTRMON_EVENT_ATTACH_CONNECTED, NULL);
+                return;
+        }
+        if (bytes_dropped > 0)
+                log_warning("Attach client %s: disconnected, %" G_GUINT64_FORMAT " bytes of output it will not get",
+                            reason, bytes_dropped);
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "reason", json_object_new_string(reason));
+        json_object_object_add(f, "bytes_dropped", json_object_new_int64((int64_t) bytes_dropped));
+        control_emit(user_data, CTRMON_EVENT_ATTACH_DISCONNECTED, f);
 }
 
 static void lifecycle_console_ready_cb(int master_fd, void *user_data)

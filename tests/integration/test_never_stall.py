@@ -190,10 +190,11 @@ def test_stopped_attach_client_is_cut_off_and_counted_while_log_and_reader_get_e
         out, _ = stopped.communicate(timeout=30)
         got = int(out.split()[-1])
         assert got < ATTACH_BYTES, got
-        # Its disconnection is an event while the container still runs.
-        # (The event carries no reason yet: "fell behind" and "closed by
-        # the client" look the same; stats tell them apart.)
+        # Its disconnection is an event while the container still runs,
+        # with the reason and what it will never get.
         evs = drain_notifications(events, "attach-disconnected")
+        assert evs[-1]["reason"] == "too far behind", evs[-1]
+        assert evs[-1]["bytes_dropped"] == st["attach_bytes_dropped"], (evs[-1], st)
         assert not os.path.exists(m.exit_file)
     finally:
         if stopped.poll() is None:
