@@ -378,29 +378,8 @@ def s_exec_forms(w, o):
 
 # -- --sdnotify -----------------------------------------------------------------
 
-NOTIFIER_C = r"""
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-/* notify MESSAGE: one datagram to $NOTIFY_SOCKET (path sockets only). */
-int main(int argc, char **argv)
-{
-        const char *path = getenv("NOTIFY_SOCKET");
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (!path || argc != 2 || strlen(path) >= sizeof(sa.sun_path))
-                return 2;
-        strcpy(sa.sun_path, path);
-        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return 3;
-        size_t n = strlen(argv[1]);
-        if (sendto(fd, argv[1], n, 0, (struct sockaddr *) &sa, sizeof(sa)) != (ssize_t) n)
-                return 4;
-        return 0;
-}
-"""
+NOTIFIER_C = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "podman", "notify-helper.c")
 
 SCM_CREDENTIALS = 2
 
@@ -410,10 +389,7 @@ def notifier(w):
     speaks unix datagrams), shared by the world's scenarios."""
     exe = os.path.join(w.scratch, "notify")
     if not os.path.exists(exe):
-        src = exe + ".c"
-        with open(src, "w") as f:
-            f.write(NOTIFIER_C)
-        p = subprocess.run(["gcc", "-static", "-Os", "-o", exe + ".tmp", src],
+        p = subprocess.run(["gcc", "-static", "-Os", "-o", exe + ".tmp", NOTIFIER_C],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=120)
         assert p.returncode == 0, f"cannot build the notifier: {p.stdout!r}"

@@ -76,6 +76,33 @@ def session_dir():
         shutil.rmtree(d, ignore_errors=True)
 
 
+LOAD_HELPER_C = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "load", "load-helper.c")
+
+
+@pytest.fixture(scope="session")
+def load_helper(session_dir):
+    """tests/load/load-helper.c, compiled (static) once per session: the
+    writer whose output is a function of the byte offset, and its k8s-file
+    checker."""
+    d = os.path.join(session_dir, "load-helper")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "load-helper")
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", path, LOAD_HELPER_C],
+                   check=True, timeout=120)
+    return path
+
+
+@pytest.fixture
+def shared(env, load_helper):
+    """A per-test directory bind-mounted at /run (bundle_opts shared_dir),
+    holding load-helper."""
+    d = os.path.join(env.work, "shared")
+    os.makedirs(d)
+    shutil.copy(load_helper, os.path.join(d, "load-helper"))
+    return d
+
+
 @pytest.fixture(scope="session")
 def runc(session_dir):
     r = Runc(os.path.join(session_dir, "runc"))

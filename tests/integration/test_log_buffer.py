@@ -8,7 +8,6 @@ The writer is tests/load/load-helper.c (its stream is a function of the
 offset), bind-mounted at /run."""
 import os
 import re
-import shutil
 import subprocess
 import threading
 
@@ -20,28 +19,8 @@ from ctrtest.control import ControlClient, api_socket_path
 from ctrtest.monitor import monitor_binary
 from ctrtest.wait import wait_for
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LOAD_HELPER_C = os.path.join(TOP, "tests", "load", "load-helper.c")
 LINE = 100  # load-helper's line length
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def helper_binary(session_dir):
-    d = os.path.join(session_dir, "log-buffer-helper")
-    os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, "load-helper")
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", path, LOAD_HELPER_C],
-                   check=True, timeout=120)
-    return path
-
-
-@pytest.fixture
-def shared(env, helper_binary):
-    d = os.path.join(env.work, "shared")
-    os.makedirs(d)
-    shutil.copy(helper_binary, os.path.join(d, "load-helper"))
-    return d
 
 
 def gated_gen(n, rate=0):

@@ -11,9 +11,7 @@ import errno
 import os
 import re
 import select
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 
@@ -23,28 +21,7 @@ from ctrtest.bundle import SHARED_IN_CTR
 from ctrtest.control import ControlClient, api_socket_path
 from ctrtest.wait import wait_for
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LOAD_HELPER_C = os.path.join(TOP, "tests", "load", "load-helper.c")
 LINE = 100  # load-helper's line length
-
-
-@pytest.fixture(scope="module")
-def helper_binary(session_dir):
-    d = os.path.join(session_dir, "never-stall-helper")
-    os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, "load-helper")
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", path, LOAD_HELPER_C],
-                   check=True, timeout=120)
-    return path
-
-
-@pytest.fixture
-def shared(env, helper_binary):
-    """A per-test directory bind-mounted at /run, holding the helper."""
-    d = os.path.join(env.work, "shared")
-    os.makedirs(d)
-    shutil.copy(helper_binary, os.path.join(d, "load-helper"))
-    return d
 
 
 def gen_args(n, gated=False, rate=0):

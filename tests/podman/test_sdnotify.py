@@ -27,29 +27,7 @@ import pytest
 
 from podmanworld import IMAGE, wait_until
 
-NOTIFIER_C = r"""
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-/* notify MESSAGE: one datagram to $NOTIFY_SOCKET (path sockets only). */
-int main(int argc, char **argv)
-{
-        const char *path = getenv("NOTIFY_SOCKET");
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (!path || argc != 2 || strlen(path) >= sizeof(sa.sun_path))
-                return 2;
-        strcpy(sa.sun_path, path);
-        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return 3;
-        size_t n = strlen(argv[1]);
-        if (sendto(fd, argv[1], n, 0, (struct sockaddr *) &sa, sizeof(sa)) != (ssize_t) n)
-                return 4;
-        return 0;
-}
-"""
+NOTIFIER_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notify-helper.c")
 
 SCM_CREDENTIALS = 2
 
@@ -74,11 +52,8 @@ conmon_216_relays_less = pytest.mark.xfail(
 def notifier(world):
     d = os.path.join(world.scratch, "notifier")
     os.makedirs(d, exist_ok=True)
-    src = os.path.join(d, "notify.c")
-    with open(src, "w") as f:
-        f.write(NOTIFIER_C)
     exe = os.path.join(d, "notify")
-    p = subprocess.run(["gcc", "-static", "-Os", "-o", exe, src],
+    p = subprocess.run(["gcc", "-static", "-Os", "-o", exe, NOTIFIER_C],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=60)
     if p.returncode != 0:
