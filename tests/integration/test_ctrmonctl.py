@@ -17,20 +17,11 @@ import time
 
 import pytest
 
-from ctrtest.monitor import Monitor, monitor_binary, new_cid
+from ctrtest.monitor import Monitor, ctrmonctl_binary, monitor_binary, new_cid
 from ctrtest.runc import Runc
 from ctrtest.wait import wait_for
 
 TEST_USER = "ctrmon-test"
-
-
-def ctrmonctl_binary():
-    b = os.environ.get("CTRMONCTL_BIN")
-    if b:
-        return b
-    build = os.environ.get("BUILD_DIR") or os.path.dirname(
-        os.path.dirname(os.path.abspath(monitor_binary())))
-    return os.path.join(build, "client", "ctrmonctl", "ctrmonctl")
 
 
 def ctl(*args, target=None, input=None, timeout=20, user=None, env=None):

@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 
-from ctrtest.monitor import monitor_binary
+from ctrtest.monitor import ctrmonctl_binary, monitor_binary
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,13 +32,8 @@ def test_every_option_in_the_man_page_is_accepted():
     assert documented - accepted == set()
 
 
-def _ctrmonctl():
-    build = os.path.dirname(os.path.dirname(monitor_binary()))
-    return os.environ.get("CTRMONCTL_BIN") or os.path.join(build, "client", "ctrmonctl", "ctrmonctl")
-
-
 def test_every_ctrmonctl_command_and_option_in_help_is_in_its_man_page():
-    out = subprocess.run([_ctrmonctl(), "--help"], capture_output=True, timeout=10,
+    out = subprocess.run([ctrmonctl_binary(), "--help"], capture_output=True, timeout=10,
                          check=True).stdout.decode()
     with open(os.path.join(TOP, "docs", "man", "ctrmonctl.1.scd")) as f:
         page = f.read()

@@ -34,6 +34,18 @@ def monitor_binary():
     return b
 
 
+def ctrmonctl_binary():
+    """The client under test: $CTRMONCTL_BIN, else the one built next to
+    the monitor (<BUILD_DIR, or the monitor's build dir>/client/ctrmonctl;
+    under valgrind CTRMON_BIN is the wrapper, so run-all sets BUILD_DIR)."""
+    b = os.environ.get("CTRMONCTL_BIN")
+    if b:
+        return b
+    build = os.environ.get("BUILD_DIR") or os.path.dirname(
+        os.path.dirname(os.path.abspath(monitor_binary())))
+    return os.path.join(build, "client", "ctrmonctl", "ctrmonctl")
+
+
 def new_cid(tag="ctr"):
     """Unique, runc-valid container id (also used to find stray processes)."""
     tag = re.sub(r"[^A-Za-z0-9_.-]", "-", tag)[:40]
