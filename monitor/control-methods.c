@@ -387,7 +387,7 @@ static void control_method_stats(ControlCall *call, json_object *params, void *u
         LogBufferStats lb = { 0 };
         context_get_log_buffer_stats(ctx, &lb);
         json_object_object_add(m, "log_bytes_dropped", json_object_new_int64((int64_t) dropped));
-        json_object_object_add(m, "log_write_errors", json_object_new_int64((int64_t) (st.sink_errors + lb.write_errors)));
+        json_object_object_add(m, "log_write_errors", json_object_new_int64((int64_t) lb.write_errors));
         /* --log-buffer-size: what waits for the writer thread, and the
          * container output that did not fit (all zero in lossless mode). */
         json_object *buf = json_object_new_object();

@@ -278,14 +278,11 @@ static void stdio_relay_dispatch(StdioRelay *r, CtrmonStream stream, const char 
         for (guint i = 0; r->sinks && i < r->sinks->len; i++) {
                 LogSink *sink = g_ptr_array_index(r->sinks, i);
                 g_autoptr(GError) error = NULL;
-                if (sink->ops->write(sink, stream, &now, buf, len, &error) < 0) {
-                        /* Counted and logged; the relay goes on. The first few
-                         * are logged, then one in 1024, to keep a full disk
-                         * from flooding the monitor's own log. */
-                        r->stats.sink_errors++;
-                        if (r->stats.sink_errors <= 3 || r->stats.sink_errors % 1024 == 0)
-                                log_warning("%s log: %s, ignoring", sink->ops->name, error->message);
-                }
+                /* The monitor's sink is the log buffer (log-buffer.c), which
+                 * counts, reports and rate-limits its drivers' failures
+                 * itself and never fails a write. */
+                if (sink->ops->write(sink, stream, &now, buf, len, &error) < 0)
+                        log_warning("%s log: %s, ignoring", sink->ops->name, error->message);
         }
         /* After the logs, as conmon: an attach client never sees output the
          * log has not. */

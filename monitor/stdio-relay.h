@@ -34,7 +34,6 @@ typedef struct {
         uint64_t bytes[2];       /* stdout, stderr bytes read from the container */
         uint64_t reads[2];
         uint64_t lines[2];       /* newlines seen per stream                    */
-        uint64_t sink_errors;    /* failed sink writes (each logged)           */
         uint64_t stdin_bytes;    /* bytes written to the container's stdin      */
 } StdioStats;
 
