@@ -207,16 +207,22 @@ def test_stats_human_and_json(env):
 def test_ps_tree_pairs_host_and_container_pids(env):
     m = env.monitor(["sh", "-c", "sleep 100 & wait"])
     pid = m.run()
-    wait_for(lambda: b"sleep 100" in ctl("ps", target=m).stdout, 10,
-             "the child sleep in ps")
-    p = ctl("ps", target=m)
-    assert p.returncode == 0, p.stderr
-    out = p.stdout.decode()
+    # init: host pid, in-container pid 1, not indented; its child, indented
+    # under it. Both asleep once sh waits (a loaded machine may show sh
+    # still running right after the fork, so wait for the settled tree).
+    init_row = rf"^ +{pid} +1 +0 S +sh -c"
+    child_row = r"^ +\d+ +\d+ +0 S +\\_ sleep 100$"
+
+    def settled():
+        p = ctl("ps", target=m)
+        assert p.returncode == 0, p.stderr
+        out = p.stdout.decode()
+        if re.search(init_row, out, re.M) and re.search(child_row, out, re.M):
+            return out
+        return None
+
+    out = wait_for(settled, 10, "sh waiting for sleep 100 in ps")
     assert out.split()[:2] == ["HOST", "PID"]
-    # init: host pid, in-container pid 1, not indented
-    assert re.search(rf"^ +{pid} +1 +0 S +sh -c", out, re.M)
-    # its child, indented under it
-    assert re.search(r"^ +\d+ +\d+ +0 S +\\_ sleep 100$", out, re.M)
     assert "Ancestors" in out and "ctrmon" in out
     assert re.search(r"^\* pid +pid:\[\d+\]", out, re.M)
     assert re.search(r"^  user +user:", out, re.M)

@@ -333,6 +333,7 @@ END_TEST
 /* ------------------------------------------------------------ a scripted peer */
 
 typedef struct {
+        char top[512];
         char dir[512];
         char path[600];
         int listen_fd;
@@ -345,6 +346,7 @@ static void peer_listen(Peer *p)
         const char *base = getenv("CTRMON_TEST_TMPDIR");
         snprintf(p->dir, sizeof p->dir, "%s/client-XXXXXX", base ? base : "/tmp");
         ck_assert_ptr_nonnull(mkdtemp(p->dir));
+        memcpy(p->top, p->dir, sizeof p->top);
         size_t n = strlen(p->dir);
         while (n < 200) {
                 strcat(p->dir, "/deeper-directory-level");
@@ -382,11 +384,18 @@ static CtrmonClient *peer_connect(Peer *p, const char *script, int *ret_conn)
         return peer_connect_n(p, script, script ? strlen(script) : 0, ret_conn);
 }
 
+/* Close the peer and remove its socket and every directory level it made. */
 static void peer_close(Peer *p)
 {
         close(p->listen_fd);
         close(p->dir_fd);
-        unlink(p->path);
+        ck_assert_int_eq(unlink(p->path), 0);
+        size_t top_len = strlen(p->top);
+        while (strlen(p->dir) > top_len) {
+                ck_assert_int_eq(rmdir(p->dir), 0);
+                *strrchr(p->dir, '/') = '\0';
+        }
+        ck_assert_int_eq(rmdir(p->top), 0);
 }
 
 START_TEST(test_call_skips_notifications_and_foreign_answers)

@@ -127,7 +127,9 @@ START_TEST(test_descendants_finds_a_grandchild)
         }
         close(go[0]);
         GArray *d = NULL;
-        for (int i = 0; i < 200; i++) {
+        /* Up to 30 s for the grandchild to be forked: a loaded machine may
+         * take far longer than usual to run the child. */
+        for (int i = 0; i < 3000; i++) {
                 if (d)
                         g_array_unref(d);
                 d = control_proc_descendants(child);

@@ -299,8 +299,12 @@ START_TEST(test_exit_command_sees_only_stdio_and_devnull)
         int extra = open("/dev/null", O_RDONLY); /* not CLOEXEC on purpose */
         ck_assert_int_ge(extra, 3);
         g_autofree char *out = g_build_filename(tmpdir, "fds", NULL);
+        /* The listing runs in a background subshell while this shell only
+         * waits: a pipeline started by the shell itself would have it hold
+         * pipe fds while it forks the later stages, and ls sees them. */
         g_autofree char *script = g_strdup_printf(
-                "ls /proc/$$/fd | sort -n | tr '\\n' ' ' > '%s'; readlink /proc/$$/fd/0 >> '%s'", out, out);
+                "(ls /proc/$$/fd | sort -n | tr '\\n' ' ' > '%s') & wait; readlink /proc/$$/fd/0 >> '%s'", out,
+                out);
         char *args[] = { "-c", script, NULL };
         ExitCommand cmd = { .command = "/bin/sh", .args = args };
         ck_assert_int_eq(run_command_in_child(&cmd), 0);

@@ -65,18 +65,28 @@ START_TEST(test_drain_reaps_child_and_100_orphans_leaving_no_zombie)
 {
         ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
         /* A child that leaves 100 orphans (its children outlive it) and exits
-         * 7: all of them are re-parented to us. */
+         * 7: all of them are re-parented to us. The orphans wait for EOF on a
+         * pipe only the child holds open, so they outlive it for sure (a
+         * fixed sleep does not on a slow machine, where forking 100 children
+         * can take longer than the sleep). */
         pid_t direct = fork();
         if (direct == 0) {
+                int gone[2];
+                if (pipe(gone) < 0)
+                        _exit(1);
                 for (int i = 0; i < 100; i++)
                         if (fork() == 0) {
-                                usleep(100 * 1000);
+                                char c;
+                                close(gone[1]);
+                                (void) !read(gone[0], &c, 1);
                                 _exit(0);
                         }
                 _exit(7);
         }
         ReapLog log = { .direct = direct };
-        for (int tries = 0; tries < 200 && log.count < 101; tries++) {
+        /* Up to 30 s: forking 100 processes on a loaded machine (or under
+         * valgrind) takes seconds. Passes as soon as all 101 are reaped. */
+        for (int tries = 0; tries < 1500 && log.count < 101; tries++) {
                 reaper_drain(record_cb, &log);
                 usleep(20 * 1000);
         }
