@@ -5,6 +5,8 @@
  * never exit or abort: every failure is returned and the monitor goes on. */
 
 #include "log-k8s-file.h"
+#include "log-k8s-lines.h"
+#include "log-timestamp.h"
 
 #include <ctrmon/error.h>
 #include <ctrmon/fd-util.h>
@@ -18,26 +20,13 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
-/* "YYYY-MM-DDTHH:MM:SS" */
-#define K8S_FILE_TS_SECONDS_LEN 19
-/* "+HH:MM" */
-#define K8S_FILE_TS_OFFSET_LEN 6
-/* seconds + ".nnnnnnnnn" + offset = 35 */
-#define K8S_FILE_TS_LEN (K8S_FILE_TS_SECONDS_LEN + 10 + K8S_FILE_TS_OFFSET_LEN)
-/* "<TS> stdout " is 43 bytes (spec §6.2); "F " / "P " makes 45. */
-#define K8S_FILE_STREAM_LEN 6
-#define K8S_FILE_HEADER_LEN (K8S_FILE_TS_LEN + 1 + K8S_FILE_STREAM_LEN + 1 + 2)
 
 /* conmon capped itself at 128 iovecs per writev; the kernel takes IOV_MAX
  * (1024 on Linux). A full 8 KiB chunk of short lines fits in one call. */
 #define K8S_FILE_IOV_BATCH IOV_MAX
-/* Size of the staging buffer, and the longest line copied into it. */
+/* Size of the staging buffer (the longest line copied into it is
+ * K8S_FILE_COPY_MAX, log-k8s-lines.h). */
 #define K8S_FILE_STAGE_SIZE (128 * 1024)
-#define K8S_FILE_COPY_MAX 1024
 /* After this many chunks in a row that each needed at most
  * K8S_FILE_STAGE_KEEP bytes of stage, the rest a burst touched is handed
  * back to the kernel (the next burst touches it again). */
@@ -66,8 +55,8 @@ typedef struct {
          * once a second, so the second and offset parts are cached. */
         bool ts_cache_valid;
         time_t ts_cache_sec;
-        char ts_cache_seconds[K8S_FILE_TS_SECONDS_LEN + 1];
-        char ts_cache_offset[K8S_FILE_TS_OFFSET_LEN + 1];
+        char ts_cache_seconds[LOG_TIMESTAMP_SECONDS_LEN + 1];
+        char ts_cache_offset[LOG_TIMESTAMP_OFFSET_LEN + 1];
 
         /* Headers of the chunk being written; the iovecs point into them and
          * into the caller's chunk, so both stay valid until the flush at the
@@ -93,92 +82,6 @@ typedef struct {
 } K8sFileSink;
 
 static const char k8s_file_newline = '\n';
-
-static void k8s_file_tzset_once(void)
-{
-        static gsize done = 0;
-
-        /* conmon calls tzset() once; TZ changes after that are not seen
-         * (localtime_r() does not re-read TZ). */
-        if (g_once_init_enter(&done)) {
-                tzset();
-                g_once_init_leave(&done, 1);
-        }
-}
-
-/* Format the parts of a timestamp that depend only on the second. */
-static int k8s_file_format_second(time_t sec,
-                                  char ret_seconds[static K8S_FILE_TS_SECONDS_LEN + 1],
-                                  char ret_offset[static K8S_FILE_TS_OFFSET_LEN + 1])
-{
-        struct tm tm;
-        char seconds[32], offset[16];
-        long off, abs_off;
-
-        k8s_file_tzset_once();
-
-        if (!localtime_r(&sec, &tm))
-                return -errno ?: -EOVERFLOW;
-
-        /* Anything outside 4-digit years would break the fixed 43-byte
-         * header that readers (podman logs, kubelet) rely on. */
-        if (tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
-                return -ERANGE;
-
-        if (snprintf(seconds, sizeof(seconds), "%04d-%02d-%02dT%02d:%02d:%02d",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec) != K8S_FILE_TS_SECONDS_LEN)
-                return -ERANGE;
-
-        /* Always a numeric offset, never "Z" (spec §6.2). Historical
-         * offsets with seconds (LMT) are truncated to minutes, as Go's
-         * RFC3339Nano does. */
-        off = tm.tm_gmtoff;
-        abs_off = off < 0 ? -off : off;
-        if (abs_off >= 100 * 3600)
-                return -ERANGE;
-        if (snprintf(offset, sizeof(offset), "%c%02ld:%02ld", off < 0 ? '-' : '+',
-                     abs_off / 3600, (abs_off / 60) % 60) != K8S_FILE_TS_OFFSET_LEN)
-                return -ERANGE;
-
-        memcpy(ret_seconds, seconds, K8S_FILE_TS_SECONDS_LEN + 1);
-        memcpy(ret_offset, offset, K8S_FILE_TS_OFFSET_LEN + 1);
-        return 0;
-}
-
-static void k8s_file_format_nsec(long nsec, char out[static 10])
-{
-        out[0] = '.';
-        for (int i = 9; i >= 1; i--) {
-                out[i] = (char) ('0' + nsec % 10);
-                nsec /= 10;
-        }
-}
-
-static void k8s_file_join_timestamp(const char *seconds, long nsec, const char *offset,
-                                    char *out)
-{
-        memcpy(out, seconds, K8S_FILE_TS_SECONDS_LEN);
-        k8s_file_format_nsec(nsec, out + K8S_FILE_TS_SECONDS_LEN);
-        memcpy(out + K8S_FILE_TS_SECONDS_LEN + 10, offset, K8S_FILE_TS_OFFSET_LEN);
-}
-
-int k8s_file_format_timestamp(const struct timespec *ts, char buf[static 64])
-{
-        char seconds[K8S_FILE_TS_SECONDS_LEN + 1], offset[K8S_FILE_TS_OFFSET_LEN + 1];
-        int r;
-
-        if (!ts || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
-                return -EINVAL;
-
-        r = k8s_file_format_second(ts->tv_sec, seconds, offset);
-        if (r < 0)
-                return r;
-
-        k8s_file_join_timestamp(seconds, ts->tv_nsec, offset, buf);
-        buf[K8S_FILE_TS_LEN] = '\0';
-        return K8S_FILE_TS_LEN;
-}
 
 static K8sFileSink *k8s_file_sink_from(LogSink *sink)
 {
@@ -216,7 +119,7 @@ static int k8s_file_build_headers(K8sFileSink *s, CtrmonStream stream,
                                         (long) ts.tv_nsec);
 
         if (!s->ts_cache_valid || s->ts_cache_sec != ts.tv_sec) {
-                r = k8s_file_format_second(ts.tv_sec, s->ts_cache_seconds,
+                r = log_timestamp_format_second(ts.tv_sec, s->ts_cache_seconds,
                                            s->ts_cache_offset);
                 if (r < 0) {
                         s->ts_cache_valid = false;
@@ -228,8 +131,8 @@ static int k8s_file_build_headers(K8sFileSink *s, CtrmonStream stream,
                 s->ts_cache_valid = true;
         }
 
-        k8s_file_join_timestamp(s->ts_cache_seconds, ts.tv_nsec, s->ts_cache_offset, h);
-        h += K8S_FILE_TS_LEN;
+        log_timestamp_join(s->ts_cache_seconds, ts.tv_nsec, s->ts_cache_offset, h);
+        h += LOG_TIMESTAMP_LEN;
         *h++ = ' ';
         memcpy(h, name, K8S_FILE_STREAM_LEN);
         h += K8S_FILE_STREAM_LEN;
@@ -573,94 +476,6 @@ static void k8s_file_queue(K8sFileSink *s, const void *data, size_t len, bool co
                 s->iov[s->n_iov++] = (struct iovec) { .iov_base = dst, .iov_len = len };
 }
 
-/* Copy whole lines of at most K8S_FILE_COPY_MAX bytes from `p`, each behind
- * `header`, to *dst_io while they fit before `dst_end`. Returns where it
- * stopped (a fragment, a long line, a full stage, or `end`) and advances
- * *dst_io past what it wrote. One memchr and two copies per line. */
-static const char *k8s_file_copy_lines(const char *header, const char *p, const char *end,
-                                       char **dst_io, const char *dst_end)
-{
-        char *dst = *dst_io;
-
-        while (p < end) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                if (!nl)
-                        break;
-                size_t line_len = (size_t) (nl - p) + 1;
-                if (line_len > K8S_FILE_COPY_MAX || (size_t) (dst_end - dst) < K8S_FILE_HEADER_LEN + line_len)
-                        break;
-                memcpy(dst, header, K8S_FILE_HEADER_LEN);
-                memcpy(dst + K8S_FILE_HEADER_LEN, p, line_len);
-                dst += K8S_FILE_HEADER_LEN + line_len;
-                p = nl + 1;
-        }
-        *dst_io = dst;
-        return p;
-}
-
-#if defined(__x86_64__)
-/* The same in one pass with AVX2: each 32-byte block is stored to the stage
- * and compared for '\n' at once, instead of a memchr and a memcpy call per
- * line (measured with callgrind: about half the instructions per line). A
- * block store may pass the newline by up to 31 bytes, and the header store
- * writes 64 bytes: both land in stage space after the record, which the
- * next record overwrites, and the room check below covers them. It stops
- * where fewer than 32 input bytes are left: k8s_file_copy_lines() does the
- * rest of the chunk. */
-#define K8S_FILE_AVX2_SLACK 64
-
-__attribute__((target("avx2")))
-static const char *k8s_file_copy_lines_avx2(const char *header, const char *p, const char *end,
-                                            char **dst_io, const char *dst_end)
-{
-        char padded[64] = { 0 };
-        memcpy(padded, header, K8S_FILE_HEADER_LEN);
-        const __m256i h0 = _mm256_loadu_si256((const __m256i_u *) padded);
-        const __m256i h1 = _mm256_loadu_si256((const __m256i_u *) (padded + 32));
-        const __m256i nl = _mm256_set1_epi8('\n');
-        char *dst = *dst_io;
-
-        while (end - p >= 32 &&
-               dst_end - dst >= K8S_FILE_HEADER_LEN + K8S_FILE_COPY_MAX + K8S_FILE_AVX2_SLACK) {
-                char *d = dst + K8S_FILE_HEADER_LEN;
-                /* Past this offset the line is longer than COPY_MAX or runs
-                 * into the last 32 bytes: not this loop's (nothing of it is
-                 * committed). One compare per block. */
-                size_t limit = (size_t) MIN(end - p - 32, (ptrdiff_t) K8S_FILE_COPY_MAX - 1);
-                size_t i = 0;
-                unsigned m;
-
-                _mm256_storeu_si256((__m256i_u *) dst, h0);
-                _mm256_storeu_si256((__m256i_u *) (dst + 32), h1);
-                for (;;) {
-                        __m256i v = _mm256_loadu_si256((const __m256i_u *) (p + i));
-                        _mm256_storeu_si256((__m256i_u *) (d + i), v);
-                        m = (unsigned) _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, nl));
-                        if (m)
-                                break;
-                        i += 32;
-                        if (i > limit)
-                                goto out;
-                }
-                i += (unsigned) __builtin_ctz(m) + 1;
-                p += i;
-                dst = d + i;
-        }
-out:
-        *dst_io = dst;
-        return p;
-}
-
-static bool k8s_file_have_avx2(void)
-{
-        static int have = -1;
-
-        if (have < 0)
-                have = __builtin_cpu_supports("avx2") ? 1 : 0;
-        return have;
-}
-#endif
-
 /* The common case, no size limit: every whole line that fits the staging
  * buffer is copied there behind its header, and the run goes out as one
  * iovec; the accounting is done once for the run, not per line. Returns
@@ -674,11 +489,7 @@ static const char *k8s_file_stage_lines(K8sFileSink *s, const char *p, const cha
         if (s->n_iov >= K8S_FILE_IOV_BATCH)
                 return p;
 
-#if defined(__x86_64__)
-        if (k8s_file_have_avx2())
-                p = k8s_file_copy_lines_avx2(s->header_full, p, end, &dst, stage_end);
-#endif
-        p = k8s_file_copy_lines(s->header_full, p, end, &dst, stage_end);
+        p = k8s_lines_copy(s->header_full, p, end, &dst, stage_end);
 
         size_t added = (size_t) (dst - start);
         if (added == 0)

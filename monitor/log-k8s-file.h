@@ -4,6 +4,7 @@
 #pragma once
 
 #include "log-sink.h"
+#include "log-timestamp.h" /* k8s_file_format_timestamp() */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,9 +27,4 @@ typedef struct {
         int64_t current_size;            /* bytes in the current file         */
 } K8sFileStats;
 void k8s_file_sink_get_stats(LogSink *sink, K8sFileStats *ret_stats);
-
-/* Pure: format `ts` as "YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+HH:MM" in the local time
- * zone (TZ honoured). Writes exactly 35 bytes plus NUL into buf. Returns the
- * length (35), or -errno. */
-int k8s_file_format_timestamp(const struct timespec *ts, char buf[static 64]);
 
