@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -33,12 +34,21 @@ struct ExitReport {
         ExitFile files[2];
 };
 
+/* The content an unnamed exit file is given in advance: the most common
+ * status. At exit, a status of 0 needs no write at all, and any other one
+ * overwrites a block that is already allocated (no delayed-allocation
+ * reservation, no new tmpfs page) instead of allocating it then. Nobody can
+ * read it before it is linked. */
+#define EXIT_FILE_PRESET "0"
+
 static int exit_file_open_unnamed(const char *path)
 {
         g_autofree char *dir = g_path_get_dirname(path);
-        _cleanup_close_ int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+        _cleanup_close_ int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
         /* The mode must not depend on the umask, as with the rename path. */
         if (fd < 0 || fchmod(fd, 0644) < 0)
+                return -1;
+        if (pwrite(fd, EXIT_FILE_PRESET, strlen(EXIT_FILE_PRESET), 0) != (ssize_t) strlen(EXIT_FILE_PRESET))
                 return -1;
         return TAKE_FD(fd);
 }
@@ -93,12 +103,18 @@ static bool exit_file_link_prepared(ExitFile *file, const char *content, size_t 
         _cleanup_close_ int fd = TAKE_FD(file->fd);
         if (fd < 0)
                 return false;
-        ssize_t n;
-        do
-                n = pwrite(fd, content, len, 0);
-        while (n < 0 && errno == EINTR);
-        if (n != (ssize_t) len)
+        /* A status is at least as long as the preset, so an overwrite
+         * leaves nothing of it behind. */
+        if (len < strlen(EXIT_FILE_PRESET))
                 return false;
+        if (len != strlen(EXIT_FILE_PRESET) || memcmp(content, EXIT_FILE_PRESET, len) != 0) {
+                ssize_t n;
+                do
+                        n = pwrite(fd, content, len, 0);
+                while (n < 0 && errno == EINTR);
+                if (n != (ssize_t) len)
+                        return false;
+        }
         /* Linked under a temporary name, then renamed: a watcher of the
          * directory sees the final name arrive by IN_MOVED_TO, as with
          * conmon's writes (linking it there directly would be IN_CREATE

@@ -12,14 +12,15 @@ int exit_report_write_status(const char *exit_dir, const char *persist_dir, cons
                              int status, GError **error);
 
 /* The same two files, made ready while the container runs: an unnamed file
- * (O_TMPFILE, mode 0644) is created in each directory at start-up, so that
- * at exit only the status is written and the file linked under a temporary
- * name and renamed into place; a reader still sees no file or the whole
- * content, and a watcher the same rename as before. Creating a file is the
- * slow part (an ext4 journal handle: 60 us to 0.8 ms measured under load),
- * and the caller is waiting for these. Where an unnamed file cannot be
- * made or linked (no O_TMPFILE, no /proc, another filesystem), the
- * write falls back to exit_report_write_status()'s temp file and rename. */
+ * (O_TMPFILE, mode 0644, holding "0") is created in each directory at
+ * start-up, so that at exit only a non-zero status is written and the file
+ * is linked under a temporary name and renamed into place; a reader still
+ * sees no file or the whole content, and a watcher the same rename as
+ * before. Creating a file is the slow part (an ext4 journal handle: 60 us
+ * to 0.8 ms measured under load), and the caller is waiting for these.
+ * Where an unnamed file cannot be made or linked (no O_TMPFILE, no /proc,
+ * another filesystem), the write falls back to exit_report_write_status()'s
+ * temp file and rename. */
 typedef struct ExitReport ExitReport;
 
 ExitReport *exit_report_prepare(const char *exit_dir, const char *persist_dir, const char *cid);

@@ -34,6 +34,8 @@
 /* After --runtime-timeout: how long the killed runtime and what it started
  * may take to be reaped. */
 #define LIFECYCLE_RUNTIME_REAP_MS 5000
+/* mnt, net, ipc, uts, cgroup, time, user: see lifecycle_hold_namespaces() */
+#define LIFECYCLE_HELD_NS_MAX 7
 
 /* A failure after daemonizing: the caller reads it on the sync pipe, a unit's
  * manager in its status line. */
@@ -119,6 +121,17 @@ static void lifecycle_signal_cb(int signo, const struct signalfd_siginfo *info, 
         CtrmonContext *ctx = user_data;
         switch (signo) {
         case SIGCHLD:
+                /* The container's exit is taken without reaping it when that
+                 * ends the monitor's wait: lifecycle_report_exit() reaps it
+                 * (and whatever else has exited) after the exit files. */
+                if (!ctx->container_exited && ctx->container_pid > 0) {
+                        int wstatus;
+                        if (reaper_peek(ctx->container_pid, &wstatus)) {
+                                lifecycle_container_exited(ctx, wstatus);
+                                if (lifecycle_is_done(ctx))
+                                        break;
+                        }
+                }
                 reaper_drain(lifecycle_child_exited_cb, ctx);
                 break;
         case SIGTERM:
@@ -634,26 +647,42 @@ static void lifecycle_remove_endpoints(CtrmonContext *ctx)
         g_clear_pointer(&ctx->console, console_socket_free);
 }
 
-/* The container's mount namespace, held from the pid report until the exit
- * files are written. When the last task in it exits, the kernel tears the
- * namespace down before it tells the parent: unmounting every mount in it
- * and a synchronize_rcu_expedited() in namespace_unlock(), called from
- * free_nsproxy() in do_exit() (traced: 0.4-4 ms on the 2-core VM, all of it
- * before SIGCHLD and before the pid's exit is visible to anyone). With our
- * reference, the init's exit only drops one; the teardown happens at our
- * close(), after the caller has the exit status. Returns -1 if there is
- * nothing to hold (no namespace of its own, already gone, not permitted). */
-static int lifecycle_hold_mount_ns(pid_t pid)
+/* The container's namespaces, held from the pid report until the exit files
+ * are written. When the last task in a namespace exits, the kernel tears it
+ * down: the mount namespace before it tells the parent (unmounting every
+ * mount in it and a synchronize_rcu_expedited() in namespace_unlock(), from
+ * free_nsproxy() in do_exit(); traced: 0.4-4 ms on the 2-core VM, all of it
+ * before SIGCHLD), the network and IPC namespaces on workqueues right after
+ * (cleanup_net() and free_ipc(), with RCU grace periods: traced as kworkers
+ * and rcu_exp_gp_kthread taking the CPU the monitor needs to write the exit
+ * files). With our references the init's exit only drops one each; the
+ * teardown happens at our close(), after the exit files exist. */
+static const char *const held_namespaces[LIFECYCLE_HELD_NS_MAX] = {
+        "mnt", "net", "ipc", "uts", "cgroup", "time", "user",
+};
+
+static void lifecycle_hold_namespaces(pid_t pid, int fds[LIFECYCLE_HELD_NS_MAX])
 {
-        char path[64];
-        g_snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int) pid);
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat theirs, ours;
-        if (fd < 0 || fstat(fd, &theirs) < 0 || stat("/proc/self/ns/mnt", &ours) < 0)
-                return -1;
-        if (theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino)
-                return -1;
-        return TAKE_FD(fd);
+        for (size_t i = 0; i < LIFECYCLE_HELD_NS_MAX; i++) {
+                char theirs_path[64], ours_path[64];
+                g_snprintf(theirs_path, sizeof theirs_path, "/proc/%d/ns/%s", (int) pid, held_namespaces[i]);
+                g_snprintf(ours_path, sizeof ours_path, "/proc/self/ns/%s", held_namespaces[i]);
+                _cleanup_close_ int fd = open(theirs_path, O_RDONLY | O_CLOEXEC);
+                struct stat theirs, ours;
+                /* Not there (an old kernel), gone already, not permitted,
+                 * or shared with us: nothing of the container's to hold. */
+                if (fd < 0 || fstat(fd, &theirs) < 0 || stat(ours_path, &ours) < 0)
+                        continue;
+                if (theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino)
+                        continue;
+                fds[i] = TAKE_FD(fd);
+        }
+}
+
+static void lifecycle_release_namespaces(int fds[LIFECYCLE_HELD_NS_MAX])
+{
+        for (size_t i = 0; i < LIFECYCLE_HELD_NS_MAX; i++)
+                ctrmon_close_fd(&fds[i]);
 }
 
 static void lifecycle_sync_logs(CtrmonContext *ctx)
@@ -671,7 +700,7 @@ static void lifecycle_sync_logs(CtrmonContext *ctx)
 /* Report a normal end: returns the status to exit with. The exit files are
  * written as soon as the status is known and the output is in the log;
  * everything else waits until they exist. */
-static int lifecycle_report_exit(CtrmonContext *ctx, ExitReport *report, int *mount_ns_fd)
+static int lifecycle_report_exit(CtrmonContext *ctx, ExitReport *report, int held_ns[LIFECYCLE_HELD_NS_MAX])
 {
         const CtrmonOptions *o = ctx->opts;
         ctx->phase = CTRMON_PHASE_EXITED;
@@ -699,7 +728,9 @@ static int lifecycle_report_exit(CtrmonContext *ctx, ExitReport *report, int *mo
          * ext4 the log's fsync commits the exit files' journal entries too. */
         g_autoptr(GError) error = NULL;
         int written = exit_report_write(report, status, &error);
-        ctrmon_close_fd(mount_ns_fd);
+        lifecycle_release_namespaces(held_ns);
+        /* The container, left a zombie until its exit files existed. */
+        reaper_drain(lifecycle_child_exited_cb, ctx);
         lifecycle_sync_logs(ctx);
 
         log_info("Container %d exited with status %d", (int) ctx->container_pid, status);
@@ -733,18 +764,18 @@ static int lifecycle_supervise(CtrmonContext *ctx)
         /* After the pid report, so none of this delays the start. */
         const CtrmonOptions *o = ctx->opts;
         g_autoptr(ExitReport) report = exit_report_prepare(o->exit_dir, o->persist_dir, o->cid);
-        _cleanup_close_ int mount_ns_fd = -1;
+        int held_ns[LIFECYCLE_HELD_NS_MAX] = { -1, -1, -1, -1, -1, -1, -1 };
         /* Only the container's own init (our child, so its pid cannot be
          * reused before we reap it); an exec'd process shares the
          * container's namespace with its init. */
         if (!o->exec && !ctx->container_exited && !ctx->liveness_id)
-                mount_ns_fd = lifecycle_hold_mount_ns(ctx->container_pid);
+                lifecycle_hold_namespaces(ctx->container_pid, held_ns);
 
         if (o->start && !ctx->container_exited)
                 service_start_container(ctx);
         while (!lifecycle_is_done(ctx))
                 g_main_context_iteration(NULL, TRUE);
-        return lifecycle_report_exit(ctx, report, &mount_ns_fd);
+        return lifecycle_report_exit(ctx, report, held_ns);
 }
 
 int lifecycle_run(CtrmonOptions *opts)

@@ -4,6 +4,7 @@
 #include "reaper.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 int reaper_exit_code(int wstatus)
@@ -30,4 +31,29 @@ unsigned reaper_drain(ReaperExitFn exit_cb, void *user_data)
                         exit_cb(pid, wstatus, user_data);
         }
         return reaped;
+}
+
+bool reaper_peek(pid_t pid, int *wstatus)
+{
+        siginfo_t info = { 0 };
+        int r;
+        do
+                r = waitid(P_PID, (id_t) pid, &info, WEXITED | WNOHANG | WNOWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r < 0 || info.si_pid != pid)
+                return false;
+        /* The status waitpid() would have given. */
+        switch (info.si_code) {
+        case CLD_EXITED:
+                *wstatus = (info.si_status & 0xff) << 8;
+                return true;
+        case CLD_KILLED:
+                *wstatus = info.si_status & 0x7f;
+                return true;
+        case CLD_DUMPED:
+                *wstatus = (info.si_status & 0x7f) | 0x80;
+                return true;
+        default:
+                return false;
+        }
 }

@@ -1,7 +1,8 @@
 """What the monitor prepares while the container runs so that the exit
 files follow the container's exit quickly (monitor/lifecycle.c,
-monitor/exit-report.c): unnamed exit files made at start, and a hold on the
-container's mount namespace so its teardown happens after the exit files."""
+monitor/exit-report.c): unnamed exit files made at start, a hold on the
+container's namespaces so their teardown happens after the exit files, and
+the container reaped only once they exist."""
 import os
 import signal
 
@@ -18,15 +19,26 @@ def _fd_targets(pid):
     return out
 
 
-def test_running_monitor_holds_mount_ns_and_unnamed_exit_files(env):
+NAMESPACES = ("mnt", "net", "ipc", "uts", "cgroup", "time", "user")
+
+
+def test_running_monitor_holds_namespaces_and_unnamed_exit_files(env):
     m = env.monitor(["sh", "-c", "trap 'exit 3' TERM; echo ready; while :; do sleep 0.1; done"])
     pid = m.run()
-    ns = os.readlink(f"/proc/{pid}/ns/mnt")
-    assert ns != os.readlink("/proc/self/ns/mnt")
-    # Prepared right after the pid report, while the container runs.
-    wait_for(lambda: ns in _fd_targets(m.daemon_pid), 10,
+    theirs = {n: os.readlink(f"/proc/{pid}/ns/{n}") for n in NAMESPACES}
+    ours = {n: os.readlink(f"/proc/self/ns/{n}") for n in NAMESPACES}
+    own = {n for n in NAMESPACES if theirs[n] != ours[n]}
+    # The test bundle unshares these (ctrtest.bundle).
+    assert {"mnt", "net", "ipc", "uts"} <= own, own
+    # Prepared right after the pid report, while the container runs: every
+    # namespace of the container's own is held, none of ours.
+    wait_for(lambda: theirs["mnt"] in _fd_targets(m.daemon_pid), 10,
              "the monitor to hold the container's mount namespace")
     targets = _fd_targets(m.daemon_pid)
+    for n in own:
+        assert theirs[n] in targets, (n, targets)
+    for n in set(NAMESPACES) - own:
+        assert ours[n] not in targets, (n, targets)
     assert any(t.startswith(m.exit_dir + "/#") for t in targets), targets
     assert any(t.startswith(m.persist_dir + "/#") for t in targets), targets
     # Unnamed: nobody sees an exit file, or a temporary one, before the end.

@@ -233,6 +233,32 @@ START_TEST(test_prepared_exit_file_arrives_by_rename_as_with_conmon)
 }
 END_TEST
 
+/* The unnamed file holds "0" from the start (so a status of 0 needs no
+ * write at exit): every status must still come out exactly, 0 included, and
+ * nothing of the preset may be left behind a longer one. */
+START_TEST(test_prepared_exit_file_holds_exactly_the_status)
+{
+        static const struct {
+                int status;
+                const char *want;
+        } rows[] = { { 0, "0" }, { 1, "1" }, { 7, "7" }, { 42, "42" }, { 137, "137" }, { 255, "255" }, { -1, "-1" } };
+        for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+                g_autofree char *cid = g_strdup_printf("c%zu", i);
+                g_autofree char *persist_name = g_strdup_printf("persist%zu", i);
+                g_autofree char *persist = g_build_filename(tmpdir, persist_name, NULL);
+                ck_assert_int_eq(g_mkdir_with_parents(persist, 0755), 0);
+                g_autoptr(ExitReport) report = exit_report_prepare(tmpdir, persist, cid);
+                ck_assert_uint_ne(prepared_inode_in(persist), 0);
+                ck_assert_int_eq(exit_report_write(report, rows[i].status, NULL), 0);
+                g_autofree char *a = read_file(tmpdir, cid);
+                g_autofree char *b = read_file(persist, "exit");
+                ck_assert_str_eq(a, rows[i].want);
+                ck_assert_str_eq(b, rows[i].want);
+                ck_assert_uint_eq(mode_of(tmpdir, cid), 0644);
+        }
+}
+END_TEST
+
 START_TEST(test_prepared_exit_file_replaces_an_existing_one)
 {
         g_autofree char *path = g_build_filename(tmpdir, "c1", NULL);
@@ -351,6 +377,7 @@ int main(void)
         tcase_add_test(tc, test_prepared_exit_files_are_the_files_made_at_start_mode_0644);
         tcase_add_test(tc, test_prepared_exit_file_arrives_by_rename_as_with_conmon);
         tcase_add_test(tc, test_prepared_exit_file_is_linked_where_at_empty_path_is_refused);
+        tcase_add_test(tc, test_prepared_exit_file_holds_exactly_the_status);
         tcase_add_test(tc, test_prepared_exit_file_replaces_an_existing_one);
         tcase_add_test(tc, test_exit_dir_made_after_start_still_gets_the_file);
         tcase_add_test(tc, test_prepared_exit_file_in_removed_dir_fails_with_message);

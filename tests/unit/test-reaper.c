@@ -103,6 +103,67 @@ START_TEST(test_drain_with_no_children_returns_zero)
 }
 END_TEST
 
+/* A child that ran `body`, now a zombie (waited for with WNOWAIT). */
+static pid_t zombie_of(void (*body)(void))
+{
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                body();
+                _exit(0);
+        }
+        siginfo_t info = { 0 };
+        ck_assert_int_eq(waitid(P_PID, (id_t) pid, &info, WEXITED | WNOWAIT), 0);
+        return pid;
+}
+
+/* reaper_peek() gives the very status waitpid() then gives, and leaves the
+ * child to be reaped: the monitor writes the exit files before it reaps. */
+START_TEST(test_peek_gives_waitpids_status_and_leaves_the_zombie)
+{
+        void (*bodies[])(void) = { exit_42, die_by_sigkill, die_by_sigterm };
+        const int codes[] = { 42, 137, 143 };
+        for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+                pid_t pid = zombie_of(bodies[i]);
+                int peeked = -1;
+                ck_assert(reaper_peek(pid, &peeked));
+                ck_assert_int_eq(reaper_exit_code(peeked), codes[i]);
+                /* Twice: peeking reaps nothing. */
+                int again = -1;
+                ck_assert(reaper_peek(pid, &again));
+                ck_assert_int_eq(again, peeked);
+                int wstatus = -1;
+                ck_assert_int_eq(waitpid(pid, &wstatus, WNOHANG), pid);
+                ck_assert_int_eq(wstatus, peeked);
+                /* Reaped now: nothing left to peek at. */
+                ck_assert(!reaper_peek(pid, &again));
+        }
+}
+END_TEST
+
+START_TEST(test_peek_is_false_for_a_running_child_and_a_stranger)
+{
+        int fds[2];
+        ck_assert_int_eq(pipe(fds), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char c;
+                close(fds[1]);
+                _exit(read(fds[0], &c, 1) == 0 ? 0 : 1);
+        }
+        close(fds[0]);
+        int wstatus = -1;
+        ck_assert(!reaper_peek(pid, &wstatus));
+        ck_assert_int_eq(wstatus, -1);
+        /* Not our child. */
+        ck_assert(!reaper_peek(getppid(), &wstatus));
+        close(fds[1]);
+        ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+        ck_assert_int_eq(reaper_exit_code(wstatus), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("reaper");
@@ -112,6 +173,8 @@ int main(void)
         tcase_add_test(tc, test_exit_code_of_sigterm_is_143);
         tcase_add_test(tc, test_drain_reaps_child_and_100_orphans_leaving_no_zombie);
         tcase_add_test(tc, test_drain_with_no_children_returns_zero);
+        tcase_add_test(tc, test_peek_gives_waitpids_status_and_leaves_the_zombie);
+        tcase_add_test(tc, test_peek_is_false_for_a_running_child_and_a_stranger);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
