@@ -3,7 +3,10 @@ dir, bundles, the machine description, and cleanup of all of it.
 
 Everything lives under one directory in /var/tmp (on disk, so k8s-file
 logs hit a real filesystem) and one private runc --root; cleanup() deletes
-every container in that root by id and removes the directory."""
+every container in that root by id and removes the directory. Exit and
+persist dirs go on a tmpfs mounted inside it (run/), as podman's are: its
+runroot is /run (or $XDG_RUNTIME_DIR), a tmpfs on a systemd machine, while
+the container's log is in its graphroot on disk."""
 import ctypes
 import datetime
 import itertools
@@ -38,6 +41,8 @@ class Workspace:
         self.helper = os.path.join(self.shared, "ctrbench-helper")
         self.runc = Runc(os.path.join(self.root, "runc-root"))
         self.rootfs = None
+        self.run = os.path.join(self.root, "run")
+        self.run_mounted = False
         self._n = itertools.count(1)
         self.monitors = []  # every Monitor started, for cleanup
 
@@ -45,11 +50,21 @@ class Workspace:
         subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", self.helper,
                         HELPER_SRC], check=True, timeout=120)
         self.rootfs = ensure_rootfs()
+        os.makedirs(self.run)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755",
+                        "ctrmon-bench-run", self.run], check=True, timeout=30)
+        self.run_mounted = True
 
     def new_dir(self, tag):
         d = os.path.join(self.root, f"{next(self._n):05d}-{tag}")
         os.makedirs(d)
         return d
+
+    def run_dirs(self, workdir):
+        """Exit and persist dirs for the monitor of workdir, on the tmpfs."""
+        base = os.path.join(self.run, os.path.basename(workdir))
+        return {"exit_dir": os.path.join(base, "exits"),
+                "persist_dir": os.path.join(base, "persist")}
 
     def bundle(self, workdir, args):
         """A bundle in workdir/bundle running args (the helper is at
@@ -58,6 +73,8 @@ class Workspace:
                       shared_dir=self.shared)
 
     def monitor(self, workdir, bundle, binary, **kw):
+        for k, v in self.run_dirs(workdir).items():
+            kw.setdefault(k, v)
         m = Monitor(workdir, bundle, self.runc, binary=binary,
                     cid=new_cid(os.path.basename(workdir)), **kw)
         self.monitors.append(m)
@@ -73,6 +90,8 @@ class Workspace:
                 self.monitors.remove(mon)
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)
+                shutil.rmtree(os.path.join(self.run, os.path.basename(workdir)),
+                              ignore_errors=True)
 
     def cleanup(self):
         for m in list(self.monitors):
@@ -83,6 +102,9 @@ class Workspace:
         self.monitors.clear()
         for cid in self.runc.list_ids():
             self.runc.delete(cid)
+        if self.run_mounted:
+            subprocess.run(["umount", self.run], check=False, timeout=30)
+            self.run_mounted = False
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -8,7 +8,12 @@
  *
  *   gen MODE N [STAMP]      write N bytes of MODE to stdout; STAMP gets
  *                           "start_ns end_ns\n" (CLOCK_REALTIME) at the end
- *   stampexit FILE          write CLOCK_REALTIME ns to FILE, then exit 0
+ *   stampexit FILE [FIFO]   (after reading a byte from FIFO, if given) write
+ *                           CLOCK_REALTIME ns to FILE, then exit 0
+ *   exitfloor N             fork N children that stamp CLOCK_MONOTONIC in
+ *                           shared memory and _exit; print the median, p10
+ *                           and p90 (us) of stamp -> the parent's waitid()
+ *                           wake-up: what any process's exit costs here
  *   verify-k8s LOG MODE N   parse a k8s-file log, reassemble stdout, compare
  *   attach DIR MODE N       connect to DIR/attach, print "ready", receive
  *                           until EOF, compare the stdout stream
@@ -28,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -173,9 +179,18 @@ static int cmd_gen(int mode, uint64_t total, const char *stamp)
         return 0;
 }
 
-static int cmd_stampexit(const char *path)
+static int cmd_stampexit(const char *path, const char *trigger)
 {
         char s[32];
+        if (trigger) {
+                /* Wait until the caller says go: the exit is then measured
+                 * alone, not overlapping `runc start`'s own exit. */
+                int t = open(trigger, O_RDONLY);
+                char c;
+                if (t < 0 || read(t, &c, 1) != 1)
+                        return 1;
+                close(t);
+        }
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0)
                 return 1;
@@ -184,6 +199,51 @@ static int cmd_stampexit(const char *path)
                 return 1;
         close(fd);
         _exit(0);
+}
+
+static uint64_t mono_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+static int cmd_exitfloor(int n)
+{
+        if (n < 10)
+                return 2;
+        volatile uint64_t *stamp = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        uint64_t *d = calloc((size_t)n, sizeof(*d));
+        if (stamp == MAP_FAILED || !d)
+                return 1;
+        for (int i = 0; i < n; i++) {
+                pid_t p = fork();
+                if (p < 0)
+                        return 1;
+                if (p == 0) {
+                        /* Let the parent block in waitid() first. */
+                        usleep(2000);
+                        *stamp = mono_ns();
+                        _exit(0);
+                }
+                siginfo_t si;
+                if (waitid(P_PID, (id_t)p, &si, WEXITED) < 0)
+                        return 1;
+                d[i] = mono_ns() - *stamp;
+                usleep(3000);
+        }
+        qsort(d, (size_t)n, sizeof(*d), cmp_u64);
+        printf("%.1f %.1f %.1f\n", d[n / 2] / 1e3, d[n / 10] / 1e3,
+               d[n * 9 / 10] / 1e3);
+        free(d);
+        return 0;
 }
 
 static int is_digits(const char *p, int n)
@@ -333,8 +393,10 @@ int main(int argc, char **argv)
         if (argc >= 4 && !strcmp(argv[1], "gen"))
                 return cmd_gen(parse_mode(argv[2]), strtoull(argv[3], NULL, 10),
                                argc >= 5 ? argv[4] : NULL);
-        if (argc == 3 && !strcmp(argv[1], "stampexit"))
-                return cmd_stampexit(argv[2]);
+        if ((argc == 3 || argc == 4) && !strcmp(argv[1], "stampexit"))
+                return cmd_stampexit(argv[2], argc == 4 ? argv[3] : NULL);
+        if (argc == 3 && !strcmp(argv[1], "exitfloor"))
+                return cmd_exitfloor(atoi(argv[2]));
         if (argc == 5 && !strcmp(argv[1], "verify-k8s"))
                 return cmd_verify_k8s(argv[2], parse_mode(argv[3]),
                                       strtoull(argv[4], NULL, 10));

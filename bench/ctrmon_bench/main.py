@@ -21,7 +21,7 @@ UNIT = 1600  # N is a multiple of the line (100) and block (64) sizes
 class Profile:
     def __init__(self, quick):
         self.quick = quick
-        self.start_reps = 5 if quick else 15
+        self.start_reps = 5 if quick else 31
         self.exit_reps = 7 if quick else 21
         self.idle_reps = 3 if quick else 7
         self.many_reps = 1 if quick else 3
@@ -142,10 +142,16 @@ def run(argv=None):
                        lambda c: M.baseline_run(ws) if c == "runc"
                        else M.start_true(ws, mons[c]), progress)
         if "exit" in only:
+            interleave(res, "exit", ["floor"], 3,
+                       lambda c: M.exit_floor(ws), progress)
             interleave(res, "exit", names, prof.exit_reps,
                        lambda c: M.exit_latency(ws, mons[c]), progress)
+            interleave(res, "exit.split", names, prof.exit_reps,
+                       lambda c: M.exit_latency(ws, mons[c], split=True),
+                       progress)
             interleave(res, "exit.nosync", names, prof.exit_reps,
-                       lambda c: M.exit_latency(ws, mons[c], sync_log=False),
+                       lambda c: M.exit_latency(ws, mons[c], sync_log=False,
+                                                    split=True),
                        progress)
         if "mem" in only:
             interleave(res, "idle1", names, prof.idle_reps,
@@ -182,6 +188,13 @@ def run(argv=None):
                     cal -= cal % UNIT
                 n = max(UNIT, min(prof.max_bytes, n - n % UNIT))
                 sizes[(prefix, c)] = n
+            # The same bytes for every monitor, as many as the fastest moves
+            # in log_secs: equal work, and the same page-cache and writeback
+            # pressure (a 1.5 GiB run crosses the background dirty threshold
+            # that a 0.4 GiB one does not).
+            same = max(sizes[(prefix, c)] for c in names)
+            for c in names:
+                sizes[(prefix, c)] = same
             interleave(res, prefix, names, prof.log_reps,
                        lambda c: M.log_run(ws, mons[c], mode,
                                            sizes[(prefix, c)], attach=att),

@@ -98,8 +98,15 @@ class Monitor:
         self.full_attach = full_attach
         for sub in ("exits", "persist", "sock", "tmp"):
             os.makedirs(os.path.join(workdir, sub), exist_ok=True)
-        self.exit_dir = os.path.join(workdir, "exits") if exit_dir else None
-        self.persist_dir = (os.path.join(workdir, "persist") if persist_dir
+        # True: workdir/exits and workdir/persist; a path: that directory
+        # (made here), e.g. on a tmpfs as podman's runroot is.
+        for d in (exit_dir, persist_dir):
+            if isinstance(d, str):
+                os.makedirs(d, exist_ok=True)
+        self.exit_dir = (exit_dir if isinstance(exit_dir, str) else
+                         os.path.join(workdir, "exits") if exit_dir else None)
+        self.persist_dir = (persist_dir if isinstance(persist_dir, str) else
+                            os.path.join(workdir, "persist") if persist_dir
                             else None)
         self.socket_dir = socket_dir or os.path.join(workdir, "sock")
         self.tmpdir = os.path.join(workdir, "tmp")
