@@ -96,13 +96,16 @@ def test_installed_ctrmonctl_has_no_build_tree_rpath(dest):
     assert line and _libdir(dest) in line[0], out
 
 
-def test_installed_monitor_links_only_glib_json_c_and_libc(dest):
-    """Idle memory: libsystemd (and the compression and crypto libraries it
-    pulls in) is dlopen()ed for --systemd-scope only, so each idle monitor
-    pays for none of their relocations (README, Performance)."""
+def test_installed_monitor_links_only_libc(dest):
+    """Start latency and idle memory: glib and json-c are linked in
+    statically (the static_deps option, on by default), and libsystemd (with
+    the compression and crypto libraries it pulls in) is dlopen()ed for
+    --systemd-scope only, so each monitor's exec relocates nothing but libc
+    (README, Performance)."""
     out = _run(["readelf", "-d", os.path.join(dest, CTRMON)])
     needed = sorted(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
-    assert needed == ["libc.so.6", "libglib-2.0.so.0", "libjson-c.so.5"], out
+    assert "libc.so.6" in needed, out
+    assert set(needed) <= {"libc.so.6", "ld-linux-x86-64.so.2"}, out
 
 
 def test_library_links_headers_and_pkgconfig(dest):
