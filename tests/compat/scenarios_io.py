@@ -12,7 +12,6 @@ import fcntl
 import os
 import re
 import select
-import socket
 import struct
 import subprocess
 import termios
@@ -20,6 +19,7 @@ import time
 
 from compat import HEX64, IMAGE, LEAKED_FIFOS, blob, scenario, wait_until
 from scenarios import gated, logs, run_d, state, wait_logs
+from notifysock import NotifySocket  # tests/podman, on the path by compat
 
 ALL = True   # every scenario here also runs rootless (see each decorator)
 
@@ -381,9 +381,6 @@ def s_exec_forms(w, o):
 NOTIFIER_C = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "podman", "notify-helper.c")
 
-SCM_CREDENTIALS = 2
-
-
 def notifier(w):
     """A static sd_notify client built at test time (busybox has none that
     speaks unix datagrams), shared by the world's scenarios."""
@@ -397,72 +394,47 @@ def notifier(w):
     return exe
 
 
-class NotifySocket:
-    """The systemd side of NOTIFY_SOCKET: each datagram as (pid, bytes),
-    with SO_PASSCRED so the sender is known."""
+def notify_socket(w, name):
+    """A NOTIFY_SOCKET for podman in world w (owned by its test user when
+    rootless)."""
+    owner = (w.uid, w.gid) if hasattr(w, "uid") else None
+    return NotifySocket(os.path.join(w.scratch, f"{name}.sock"), owner)
 
-    def __init__(self, w, name):
-        self.path = os.path.join(w.scratch, f"{name}.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        if hasattr(w, "uid"):   # rootless: podman runs as the test user
-            os.chown(self.path, w.uid, w.gid)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.got = []
 
-    def pump(self, timeout):
-        self.sock.settimeout(timeout)
-        try:
-            data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
-        except (socket.timeout, BlockingIOError):
-            return False
-        pid = None
-        for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == SCM_CREDENTIALS:
-                pid = struct.unpack("iII", cdata[:12])[0]
-        self.got.append((pid, data))
-        return True
+def wait_notified(s, want, timeout=30):
+    """Until one datagram has `want` among its lines."""
+    s.wait_until(lambda got: any(want in d.split(b"\n") for _, d in got),
+                 timeout, repr(want))
 
-    def wait_for(self, want, timeout=30):
-        deadline = time.monotonic() + timeout
-        while not any(want in d.split(b"\n") for _, d in self.got):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"waiting for {want!r}: got {self.got!r}")
-            self.pump(0.2)
 
-    def received(self, who):
-        """The datagrams, pids replaced by what they are: who maps pid to a
-        role ('monitor', 'container', 'podman')."""
-        def role(pid):
-            return who.get(pid, "other")
-        out = []
-        for pid, d in self.got:
-            d = re.sub(rb"MAINPID=(\d+)",
-                       lambda m: b"MAINPID=<" + role(int(m.group(1))).encode()
-                       + b">", d)
-            out.append(f"from {role(pid)}: {d!r}")
-        return tuple(out)
-
-    def close(self):
-        self.sock.close()
-        os.unlink(self.path)
+def notify_received(s, who):
+    """The datagrams, pids replaced by what they are: who maps pid to a role
+    ('monitor', 'container', 'podman')."""
+    def role(pid):
+        return who.get(pid, "other")
+    out = []
+    for pid, d in s.got:
+        d = re.sub(rb"MAINPID=(\d+)",
+                   lambda m: b"MAINPID=<" + role(int(m.group(1))).encode()
+                   + b">", d)
+        out.append(f"from {role(pid)}: {d!r}")
+    return tuple(out)
 
 
 @scenario("--sdnotify=conmon: MAINPID and READY", rootless=ALL,
           fixes={"files-exited": LEAKED_FIFOS})
 def s_sdnotify_conmon(w, o):
     n = o.name()
-    s = NotifySocket(w, n)
+    s = notify_socket(w, n)
     try:
         p = w.popen("run", "-d", "--name", n, "--sdnotify=conmon", IMAGE,
                     "sleep", "1000", env=dict(w.env, NOTIFY_SOCKET=s.path))
         out, err = p.communicate(timeout=60)
         o.rc_out_err("run", (p.returncode, no_ids(out), err))
         info = w.verify_monitor(n)
-        s.wait_for(b"READY=1")
-        while s.pump(0):
-            pass
-        o["notify"] = s.received({info.conmon_pid: "monitor",
+        wait_notified(s, b"READY=1")
+        s.drain()
+        o["notify"] = notify_received(s, {info.conmon_pid: "monitor",
                                   info.ctr_pid: "container", p.pid: "podman"})
     finally:
         s.close()
@@ -475,7 +447,7 @@ def s_sdnotify_container(w, o):
     exe = notifier(w)
     n = o.name()
     g = w.gate()
-    s = NotifySocket(w, n)
+    s = notify_socket(w, n)
     try:
         p = w.popen("run", "-d", "--name", n, "--sdnotify=container", *g.volume,
                     "-v", f"{exe}:/notify:ro", IMAGE, "sh", "-c",
@@ -485,7 +457,7 @@ def s_sdnotify_container(w, o):
         try:
             info = w.verify_monitor(n)
             g.open()
-            s.wait_for(b"READY=1")
+            wait_notified(s, b"READY=1")
             out, err = p.communicate(timeout=60)
         finally:
             if p.poll() is None:
@@ -493,9 +465,8 @@ def s_sdnotify_container(w, o):
                 p.communicate()
         o.rc_out_err("run", (p.returncode, no_ids(out), err))
         wait_logs(w, n, b"sent:0\n")
-        while s.pump(0):
-            pass
-        o["notify"] = s.received({info.conmon_pid: "monitor",
+        s.drain()
+        o["notify"] = notify_received(s, {info.conmon_pid: "monitor",
                                   info.ctr_pid: "container", p.pid: "podman"})
     finally:
         s.close()

@@ -17,19 +17,16 @@ bind-mounted into the container.
 """
 
 import os
-import socket
 import stat
-import struct
 import subprocess
 import time
 
 import pytest
 
-from podmanworld import IMAGE, wait_until
+from notifysock import NotifySocket
+from podmanworld import IMAGE
 
 NOTIFIER_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notify-helper.c")
-
-SCM_CREDENTIALS = 2
 
 
 def _is_conmon_216():
@@ -61,46 +58,12 @@ def notifier(world):
     return exe
 
 
-class NotifySocket:
-    """A host-side sd_notify receiver; each datagram as (pid, bytes)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.got = []
-
-    def pump(self, timeout):
-        self.sock.settimeout(timeout)
-        try:
-            data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
-        except socket.timeout:
-            return
-        pid = None
-        for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == SCM_CREDENTIALS:
-                pid = struct.unpack("iII", cdata[:12])[0]
-        self.got.append((pid, data))
-
-    def wait_for(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        while not pred(self.got):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"waiting for {what}: got {self.got!r}")
-            self.pump(0.2)
-
-    def close(self):
-        self.sock.close()
-
-
 @pytest.fixture
 def host_notify(pw):
     path = os.path.join(pw.scratch, f"host-notify-{os.getpid()}-{time.monotonic_ns()}.sock")
     s = NotifySocket(path)
     yield s
     s.close()
-    os.unlink(path)
 
 
 def run_notifying(pw, host_notify, notifier, mode, message):
@@ -135,8 +98,8 @@ def test_sdnotify_container_ready_reaches_host_socket_from_the_monitor(
     try:
         info = pw.verify_monitor(name)
         g.open()
-        host_notify.wait_for(lambda got: any(d == b"READY=1" for _, d in got),
-                             10, "READY=1 on the host socket")
+        host_notify.wait_until(lambda got: any(d == b"READY=1" for _, d in got),
+                               10, "READY=1 on the host socket")
         rc, out, err = finish(p)
     finally:
         if p.poll() is None:
@@ -165,7 +128,7 @@ def test_sdnotify_container_relays_status_and_drops_mainpid(
     try:
         info = pw.verify_monitor(name)
         g.open()
-        host_notify.wait_for(
+        host_notify.wait_until(
             lambda got: any(pid == info.conmon_pid for pid, _ in got),
             10, "a datagram from the monitor")
         rc, out, err = finish(p)
@@ -188,7 +151,7 @@ def test_sdnotify_conmon_podman_reports_monitor_as_mainpid(pw, host_notify):
                              extra_env={"NOTIFY_SOCKET": host_notify.path})
     assert rc == 0, err
     info = pw.verify_monitor(name)
-    host_notify.wait_for(
+    host_notify.wait_until(
         lambda got: any(b"READY=1" in d for _, d in got), 30, "READY=1")
     msgs = b"\n".join(d for _, d in host_notify.got).split(b"\n")
     mainpids = [int(m[len(b"MAINPID="):]) for m in msgs
