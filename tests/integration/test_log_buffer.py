@@ -48,6 +48,24 @@ def filler(helper):
     return line0[9:LINE - 1]
 
 
+def start_and_write(env, m, shared, n, what):
+    """Create m, subscribe to its events, start it and open its generator's
+    gate; wait until the container has written its n bytes (`what`) and the
+    monitor has read them all. Returns (the subscribed client, the stats)."""
+    m.create()
+    events = ControlClient(api_socket_path(m.bundle.path), timeout=30)
+    events.call("subscribe")
+    env.runc.start(m.cid)
+    touch(os.path.join(shared, "start"))
+    wait_for(lambda: os.path.exists(os.path.join(shared, "done")), 30, what)
+
+    def read_all():
+        st = stats(m)
+        return st if st["stdout"]["bytes"] == n else None
+
+    return events, wait_for(read_all, 30, "the monitor to read everything")
+
+
 def test_stalled_log_never_holds_the_container_and_drops_are_counted_and_kept_bytes_intact(
         env, shared):
     n = 32 * MiB
@@ -61,17 +79,9 @@ def test_stalled_log_never_holds_the_container_and_drops_are_counted_and_kept_by
         m = env.monitor(gated_gen(n), log_paths=[f"k8s-file:{fifo}"],
                         bundle_opts={"shared_dir": shared},
                         extra_args=[f"--log-buffer-size={size // 1024}k"])
-        m.create()
-        events = ControlClient(api_socket_path(m.bundle.path), timeout=30)
-        events.call("subscribe")
-        env.runc.start(m.cid)
-        touch(os.path.join(shared, "start"))
-
         # All 32 MiB written while nothing reads the log.
-        wait_for(lambda: os.path.exists(os.path.join(shared, "done")), 30,
-                 "the container to write everything while the log is stalled")
-        st = wait_for(lambda: (lambda s: s["stdout"]["bytes"] == n and s)(stats(m)),
-                      30, "the monitor to read everything")
+        events, st = start_and_write(env, m, shared, n,
+                                     "the container to write everything while the log is stalled")
         buf = st["log_buffer"]
         assert buf["size"] == size
         assert buf["bytes_queued"] <= size
@@ -147,15 +157,7 @@ def test_healthy_log_with_a_buffer_loses_nothing(env, shared):
     m = env.monitor(gated_gen(n, rate=8 * MiB),
                     bundle_opts={"shared_dir": shared},
                     extra_args=["--log-buffer-size=16M"])
-    m.create()
-    events = ControlClient(api_socket_path(m.bundle.path), timeout=30)
-    events.call("subscribe")
-    env.runc.start(m.cid)
-    touch(os.path.join(shared, "start"))
-    wait_for(lambda: os.path.exists(os.path.join(shared, "done")), 30,
-             "the container to write everything")
-    st = wait_for(lambda: (lambda s: s["stdout"]["bytes"] == n and s)(stats(m)),
-                  30, "the monitor to read everything")
+    events, st = start_and_write(env, m, shared, n, "the container to write everything")
     assert st["log_buffer"]["size"] == 16 * MiB
     assert st["log_buffer"]["bytes_dropped"] == 0
     assert st["log_buffer"]["chunks_dropped"] == 0
