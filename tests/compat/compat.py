@@ -57,6 +57,14 @@ class Fix:
         return self.ctrmon(conmon_value) if callable(self.ctrmon) else self.ctrmon
 
 
+def stop_if_running(p):
+    """Kill a podman client the scenario is done with (a failed wait, an
+    exception) and collect it, so it leaves no zombie behind."""
+    if p.poll() is None:
+        p.kill()
+        p.communicate()
+
+
 def without(*names):
     """Fix value: conmon's file listing minus files with these base names."""
     def f(listing):

@@ -10,7 +10,7 @@ import re
 import subprocess
 import time
 
-from compat import IMAGE, LEAKED_FIFOS, blob, scenario, wait_until
+from compat import IMAGE, LEAKED_FIFOS, blob, scenario, stop_if_running, wait_until
 
 STATE = "{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}"
 
@@ -28,9 +28,7 @@ def gated(w, o, key, args, script, name=None, input=None, timeout=90):
         g.open()
         out, err = p.communicate(input=input, timeout=timeout)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
+        stop_if_running(p)
     o.rc_out_err(key, (p.returncode, out, err))
     return name
 
@@ -281,9 +279,7 @@ def s_start_attach(w, o):
         g.open()
         out, err = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
+        stop_if_running(p)
     o.rc_out_err("start", (p.returncode, out, err))
     state(w, o, n)
 
@@ -423,7 +419,5 @@ def s_preserve_fds(w, o):
         g.open()
         out, err = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
+        stop_if_running(p)
     o.rc_out_err("run", (p.returncode, out, err))

@@ -17,7 +17,8 @@ import subprocess
 import termios
 import time
 
-from compat import HEX64, IMAGE, LEAKED_FIFOS, blob, scenario, wait_until
+from compat import (HEX64, IMAGE, LEAKED_FIFOS, blob, scenario, stop_if_running,
+                    wait_until)
 from scenarios import gated, logs, run_d, state, wait_logs
 from notifysock import NotifySocket  # tests/podman, on the path by compat
 
@@ -113,9 +114,7 @@ def finish(p, timeout=60):
     try:
         p.wait(timeout=timeout)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        stop_if_running(p)
     return p.returncode
 
 
@@ -182,9 +181,7 @@ def s_logs_follow(w, o):
         g.open("exit")
         out, err = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
+        stop_if_running(p)
     o.rc_out_err("logs-f", (p.returncode, out1 + out2 + out, err1 + err2 + err))
     o.rc_out_err("wait", w.podman("wait", n))
     logs(w, o, "logs", n)
@@ -235,9 +232,7 @@ def s_run_it_resize(w, o):
         o["run.rc"] = finish(p)
         o["terminal"] = podman_text(w, t.drain())
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        stop_if_running(p)
         t.close()
     state(w, o, n)
     logs(w, o, "logs", n)
@@ -255,9 +250,7 @@ def attach_and_detach(w, o, key, t, args, keys):
         o[key + ".rc"] = finish(p)
         o[key + ".terminal"] = podman_text(w, t.drain())
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        stop_if_running(p)
 
 
 ECHO_LOOP = "echo ready; while read l; do echo got:$l; done; echo stdin-closed"
@@ -302,9 +295,7 @@ def s_run_it_detach(w, o):
             o["run.rc"] = finish(p)
             o["run.terminal"] = podman_text(w, t.drain())
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            stop_if_running(p)
         state(w, o, n)
         # attach again and end the container with ctrl-d: podman attach
         # returns the container's exit code.
@@ -317,9 +308,7 @@ def s_run_it_detach(w, o):
             o["attach.rc"] = finish(p)
             o["attach.terminal"] = podman_text(w, t.drain())
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            stop_if_running(p)
     finally:
         t.close()
     o.rc_out_err("wait", w.podman("wait", n))
@@ -359,9 +348,7 @@ def s_exec_forms(w, o):
             o["exec-it-detach.rc"] = finish(p)
             o["exec-it-detach.terminal"] = podman_text(w, t.drain())
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            stop_if_running(p)
     finally:
         t.close()
     # the detached exec session goes on, under an exec monitor of this world
@@ -460,9 +447,7 @@ def s_sdnotify_container(w, o):
             wait_notified(s, b"READY=1")
             out, err = p.communicate(timeout=60)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
+            stop_if_running(p)
         o.rc_out_err("run", (p.returncode, no_ids(out), err))
         wait_logs(w, n, b"sent:0\n")
         s.drain()
