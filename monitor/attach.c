@@ -1,8 +1,10 @@
 /* attach: the attach socket server (spec §4). Owns the <socket-dir>/<cuuid>
  * symlink, the SEQPACKET listener at <bundle>/attach and every client with
- * its bounded output queue. It must never block the main loop (a client that
- * falls too far behind is disconnected, not waited for) and never logs above
- * g_debug: the monitor reads attach_server_get_stats() and decides. */
+ * its bounded output queue. It must never block the main loop and never
+ * lose a byte: a client whose queue is full is reported through
+ * backlog_cb (the monitor then stops reading the container's output until
+ * the client has caught up), never waited for and never cut off. It never
+ * logs above g_debug: the monitor reads attach_server_get_stats(). */
 #include "attach.h"
 
 #include <ctrmon/error.h>
@@ -19,21 +21,19 @@
 #include <unistd.h>
 
 /* How far (bytes queued here, beyond what its socket holds) a client may
- * fall behind before it is disconnected. It must cover the stretches in
- * which a client that reads as fast as it can is not scheduled: with the
- * socket buffer below, the bench's reader (bench/, "with one attach
- * client", ~200-300 MB/s on the loaded 2-core VM) peaked at 0-8 MB queued
- * over 9 runs, and the old 4 MiB bound (with the default socket buffer)
- * cut it off in every run. 32 MiB leaves a 4x margin; a stopped client
- * costs at most this plus its socket buffer, only while it is connected,
- * and is dropped once the container has written that much more. */
-#define ATTACH_DEFAULT_QUEUE_MAX (32u * 1024 * 1024)
+ * fall behind before the monitor stops reading the container's output for
+ * it (back-pressure); reading resumes once it is down to half. A queue only
+ * smooths the stretches in which a fast reader is not scheduled: the
+ * socket buffer below does most of that. A stopped client costs at most
+ * this plus one read (128 KiB), plus what the pipes held at the
+ * container's exit (stdio_relay_drain), plus its socket buffer. */
+#define ATTACH_DEFAULT_QUEUE_MAX (4u * 1024 * 1024)
 /* The kernel send buffer asked for each client; the kernel doubles it for
  * its own overhead (an 8 KiB record takes a 16 KiB skb), so about this much
  * output fits. The default (208 KiB) holds a dozen records: the monitor
  * and the reader then wake each other per few records, and the reader fell
  * behind for good (measured: dropped in 5 of 5 runs with 128 KiB). Capped
- * at a quarter of the queue bound, so a small bound (tests) stays small. */
+ * at the queue bound, so a small bound (tests) stays small. */
 #define ATTACH_SOCKET_BUFFER (4 * 1024 * 1024)
 /* Records per sendmmsg() (a 128 KiB read is 16 records). */
 #define ATTACH_SEND_BATCH 64
@@ -77,6 +77,7 @@ struct AttachClient {
         bool in_dispatch;
         bool dead;
         bool disconnect_reported; /* client_cb(false) was called already */
+        bool full;             /* counted in server->clients_full */
         GQueue queue;          /* AttachPending */
         size_t queued_bytes;   /* payload plus one id byte per record */
 };
@@ -95,6 +96,8 @@ struct AttachServer {
         GList *clients;        /* AttachClient*, in accept order */
         char *recv_buf;
         AttachStats stats;
+        unsigned clients_full; /* clients at the queue bound: output held */
+        bool input_paused;     /* the container's stdin queue is full */
         bool closed;
 };
 
@@ -107,7 +110,8 @@ static void attach_client_update_events(AttachClient *client)
          * has not hung up (a shut-down read side polls readable forever). */
         GIOCondition events = G_IO_HUP | G_IO_ERR;
 
-        if (client->server && client->server->config.input_cb && !client->read_shut)
+        if (client->server && client->server->config.input_cb && !client->read_shut &&
+            !client->server->input_paused)
                 events |= G_IO_IN;
         if (!g_queue_is_empty(&client->queue))
                 events |= G_IO_OUT;
@@ -130,10 +134,35 @@ static size_t attach_record_bytes(size_t len)
         return len + (len + ATTACH_MAX_PAYLOAD - 1) / ATTACH_MAX_PAYLOAD;
 }
 
+/* Full at the bound, and again below half of it: hysteresis, so a reader
+ * just keeping up does not flip the relay on every record. The server
+ * tells the monitor when the first client fills up and when the last one
+ * has room again. */
+static void attach_client_update_full(AttachClient *client)
+{
+        AttachServer *server = client->server;
+        size_t max = server ? server->config.client_queue_max : 0;
+        bool full = server && !client->dead && client->queued_bytes >= max;
+
+        if (client->full && !full && server && !client->dead && client->queued_bytes > max / 2)
+                return;
+        if (full == client->full || !server)
+                return;
+        client->full = full;
+        if (full) {
+                server->stats.holds_total++;
+                if (server->clients_full++ == 0 && server->config.backlog_cb)
+                        server->config.backlog_cb(true, server->config.user_data);
+        } else if (--server->clients_full == 0 && server->config.backlog_cb) {
+                server->config.backlog_cb(false, server->config.user_data);
+        }
+}
+
 static void attach_client_clear_queue(AttachClient *client)
 {
         g_queue_clear_full(&client->queue, (GDestroyNotify) attach_pending_free);
         client->queued_bytes = 0;
+        attach_client_update_full(client);
 }
 
 static void attach_client_free(AttachClient *client)
@@ -158,10 +187,12 @@ static void attach_client_drop(AttachClient *client)
 
         if (client->dead)
                 return;
+        /* Its backlog is gone with it: it holds nothing any more. */
+        attach_client_clear_queue(client);
         if (server)
                 server->clients = g_list_remove(server->clients, client);
         if (server && server->config.client_cb && !client->disconnect_reported)
-                server->config.client_cb(false, ATTACH_REASON_CLOSED, 0, server->config.user_data);
+                server->config.client_cb(false, server->config.user_data);
         client->disconnect_reported = true;
         client->server = NULL;
         client->dead = true;
@@ -180,7 +211,7 @@ static bool attach_client_reading(AttachClient *client)
         return !client->dead && !client->read_shut && client->server && client->server->config.input_cb;
 }
 
-/* Stop sending to a client (a write failed, or it fell too far behind): it
+/* Stop sending to a client (a write failed: it can no longer read): it
  * sees EOF. While its input is still read, only the write side is shut, as
  * conmon does on a failed write: its input keeps flowing, and the end of it
  * is reported through hangup_cb from the client's own dispatch, never from
@@ -197,23 +228,6 @@ static void attach_client_stop_output(AttachClient *client)
         client->write_shut = true;
         attach_client_clear_queue(client);
         attach_client_update_events(client);
-}
-
-/* Count a client dropped for falling behind; `extra` are bytes of the
- * current broadcast it will now never get. */
-static void attach_client_drop_slow(AttachClient *client, size_t extra)
-{
-        AttachServer *server = client->server;
-
-        uint64_t dropped = client->queued_bytes + extra;
-        server->stats.clients_dropped++;
-        server->stats.bytes_dropped += dropped;
-        g_debug("Attach client %d fell %" G_GUINT64_FORMAT " bytes behind, disconnecting it", client->fd, dropped);
-        /* Reported now, not when the client finally hangs up. */
-        if (server->config.client_cb && !client->disconnect_reported)
-                server->config.client_cb(false, ATTACH_REASON_TOO_FAR_BEHIND, dropped, server->config.user_data);
-        client->disconnect_reported = true;
-        attach_client_stop_output(client);
 }
 
 /* Up to ATTACH_SEND_BATCH records for one sendmmsg(): each is the stream
@@ -277,6 +291,7 @@ static void attach_client_advance(AttachClient *client, unsigned sent)
                 if (p->off >= len)
                         attach_pending_free(g_queue_pop_head(&client->queue));
         }
+        attach_client_update_full(client);
 }
 
 static void attach_client_write_failed(AttachClient *client, int r)
@@ -330,6 +345,11 @@ static void attach_client_read(AttachClient *client)
 {
         for (int i = 0; i < ATTACH_RECV_BATCH && !client->dead && !client->read_shut; i++) {
                 AttachServer *server = client->server;
+
+                /* The container's stdin is full: the rest waits in the
+                 * client's socket (and then in the client). */
+                if (server->input_paused)
+                        return;
                 ssize_t n = recv(client->fd, server->recv_buf, ATTACH_RECV_BUF, MSG_DONTWAIT);
 
                 if (n < 0 && errno == EINTR)
@@ -393,7 +413,7 @@ static GSourceFuncs attach_client_source_funcs = {
  * pass net.core.wmem_max (SO_SNDBUFFORCE); others get what it allows. */
 static void attach_client_grow_sndbuf(AttachServer *server, int fd)
 {
-        int size = (int) MIN((size_t) ATTACH_SOCKET_BUFFER, server->config.client_queue_max / 4);
+        int size = (int) MIN((size_t) ATTACH_SOCKET_BUFFER, server->config.client_queue_max);
 
         if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0 &&
             setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
@@ -425,7 +445,7 @@ static void attach_client_add(AttachServer *server, int fd)
         server->stats.clients_total++;
         g_debug("Accepted attach client %d", fd);
         if (server->config.client_cb)
-                server->config.client_cb(true, NULL, 0, server->config.user_data);
+                server->config.client_cb(true, server->config.user_data);
 }
 
 static gboolean attach_server_accept_cb(int fd, GIOCondition condition, gpointer user_data)
@@ -482,7 +502,8 @@ static void attach_client_queue(AttachClient *client, GBytes **shared, size_t *s
 }
 
 /* Send what of one broadcast the socket takes right now, queue the rest,
- * never wait. A client whose backlog would pass the bound is dropped. */
+ * never wait. A client whose backlog reaches the bound is reported full
+ * (the relay stops reading); this broadcast is still queued whole. */
 static void attach_client_send(AttachClient *client, GBytes **shared, size_t *shared_off,
                                const char *id, const char *buf, size_t len)
 {
@@ -508,12 +529,8 @@ static void attach_client_send(AttachClient *client, GBytes **shared, size_t *sh
         }
         if (off == len)
                 return;
-
-        if (client->queued_bytes + attach_record_bytes(len - off) > client->server->config.client_queue_max) {
-                attach_client_drop_slow(client, attach_record_bytes(len - off));
-                return;
-        }
         attach_client_queue(client, shared, shared_off, *id, buf, off, len);
+        attach_client_update_full(client);
 }
 
 void attach_server_broadcast(AttachServer *server, CtrmonStream stream, const char *buf, size_t len)
@@ -535,6 +552,25 @@ void attach_server_broadcast(AttachServer *server, CtrmonStream stream, const ch
                 if (!client->write_shut)
                         attach_client_send(client, &shared, &shared_off, &id, buf, len);
         }
+}
+
+void attach_server_set_input_paused(AttachServer *server, bool paused)
+{
+        g_return_if_fail(server != NULL);
+        if (server->input_paused == paused)
+                return;
+        server->input_paused = paused;
+        for (GList *l = server->clients; l; l = l->next)
+                attach_client_update_events(l->data);
+}
+
+size_t attach_server_pending(AttachServer *server)
+{
+        size_t total = 0;
+        g_return_val_if_fail(server != NULL, 0);
+        for (GList *l = server->clients; l; l = l->next)
+                total += ((AttachClient *) l->data)->queued_bytes;
+        return total;
 }
 
 /* --- set-up and tear-down --- */
@@ -739,4 +775,5 @@ void attach_server_get_stats(AttachServer *server, AttachStats *ret_stats)
 
         *ret_stats = server->stats;
         ret_stats->clients = g_list_length(server->clients);
+        ret_stats->clients_full = server->clients_full;
 }

@@ -7,7 +7,10 @@
 #include "diag.h"
 #include "log-journald.h"
 #include "log-k8s-file.h"
+#include "ctrmon/error.h"
 #include "ctrmon/fd-util.h"
+
+#include <errno.h>
 
 #include <unistd.h>
 
@@ -213,6 +216,36 @@ void context_reopen_logs(CtrmonContext *ctx)
                 g_autoptr(GError) error = NULL;
                 if (sink->ops->reopen && sink->ops->reopen(sink, &error) < 0)
                         log_warning("Failed to reopen the %s log: %s", sink->ops->name, error->message);
+        }
+}
+
+int context_resize_terminal(CtrmonContext *ctx, int rows, int cols, GError **error)
+{
+        if (!ctx->opts->terminal)
+                return ctrmon_set_error(error, ENOTTY, "Container %s has no terminal (ctrmon was started without -t)",
+                                        ctx->opts->cid);
+        if (ctx->pty_master < 0) {
+                ctx->pending_size = true;
+                ctx->pending_rows = rows;
+                ctx->pending_cols = cols;
+                return 0;
+        }
+        return console_resize(ctx->pty_master, rows, cols, error);
+}
+
+void context_set_pty(CtrmonContext *ctx, int master_fd)
+{
+        g_autoptr(GError) error = NULL;
+        ctrmon_close_fd(&ctx->pty_master);
+        ctx->pty_master = master_fd;
+        if (console_set_onlcr(master_fd, &error) < 0) {
+                log_warning("%s, ignoring", error->message);
+                g_clear_error(&error);
+        }
+        if (ctx->pending_size) {
+                ctx->pending_size = false;
+                if (console_resize(master_fd, ctx->pending_rows, ctx->pending_cols, &error) < 0)
+                        log_warning("%s, ignoring", error->message);
         }
 }
 

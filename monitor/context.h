@@ -90,6 +90,12 @@ typedef struct {
         GPtrArray *control_execs;       /* ControlExec*: exec calls in flight */
         GPtrArray *log_followers;       /* LogFollower*: "logs" with follow */
         GPtrArray *attach_clients;      /* AttachStream*: "attach" connections */
+        uint64_t attach_lossy_dropped;  /* "lossy" attach clients cut off  */
+        uint64_t attach_lossy_bytes_dropped;
+        /* -t: a size asked for before the runtime sent the pty, applied
+         * the moment it arrives (podman writes exec's first size early). */
+        bool pending_size;
+        int pending_rows, pending_cols;
         /* control API */
         ControlApi *api;
         char *api_path;
@@ -110,6 +116,8 @@ typedef struct {
         guint liveness_id;              /* polls a container that is not our child */
         bool timed_out;
         bool kill_grace_expired;        /* killed on timeout, yet not reaped */
+        bool readers_abandoned;         /* a signal ended the wait for slow
+                                         * attach clients after the exit */
 } CtrmonContext;
 
 CtrmonContext *context_new(const CtrmonOptions *opts);
@@ -134,6 +142,13 @@ bool context_child_exited(CtrmonContext *ctx, pid_t pid, int wstatus);
 bool context_take_unclaimed_exit(CtrmonContext *ctx, pid_t pid, int *ret_wstatus);
 /* A pid is about to be learnt (+1) / has been learnt or given up (-1). */
 void context_claim_pending(CtrmonContext *ctx, int delta);
+
+/* Resize the container's terminal (ctl, API resize, API attach). Before
+ * the runtime has sent the pty the latest size is kept, and applied by
+ * context_set_pty(). -ENOTTY without -t. */
+int context_resize_terminal(CtrmonContext *ctx, int rows, int cols, GError **error);
+/* The pty master arrived (owned from now on): ONLCR, then the kept size. */
+void context_set_pty(CtrmonContext *ctx, int master_fd);
 
 /* Ask every sink to reopen its file (ctl "2 0 0", SIGUSR1). */
 void context_reopen_logs(CtrmonContext *ctx);

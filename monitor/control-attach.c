@@ -13,14 +13,19 @@
  *     5 CLOSE_STDIN  client -> monitor  empty; closes a stdin pipe (-i)
  *     6 EXIT         monitor -> client  big-endian int32 exit status (-1:
  *                                       timeout); then the monitor closes
+ *     7 DROPPED      monitor -> client  why a "lossy" client gets no more
+ *                                       output; then the monitor closes
  *
  * Detach keys (params.detach_keys, default "ctrl-p,ctrl-q", "" disables)
  * in the STDIN bytes end the session: nothing more is forwarded or sent,
  * the connection is closed, the container runs on. Output reaches this
  * file through the stdio relay's listeners; each client has a bounded
- * queue (CTRMON_ATTACH_QUEUE_MAX) and is disconnected when it falls that
- * far behind, so a slow client never blocks the monitor. A client's
- * hang-up does not close the container's stdin (CLOSE_STDIN does). */
+ * queue (CTRMON_ATTACH_QUEUE_MAX). A full one holds the relay (no output
+ * is read until it has drained: lossless, the default), or, with
+ * {"lossy": true}, gets a DROPPED frame and is closed; either way it never
+ * blocks the monitor. While the container's stdin queue is full, clients'
+ * input is not read. A client's hang-up does not close the container's
+ * stdin (CLOSE_STDIN does). */
 #include "control-attach.h"
 
 #include "control-methods.h"
@@ -112,11 +117,28 @@ typedef struct {
         int fd;
         guint in_id;
         guint listener_id;
+        guint input_watch_id;
         GByteArray *in;         /* received, not yet a whole frame */
         OutQueue *out;          /* frames not yet sent */
         GByteArray *keys;
         ControlDetachMatcher matcher;
+        bool lossy;             /* cut off when full, instead of holding */
+        bool holding;           /* holds the relay's output: queue full */
+        bool input_paused;      /* the container's stdin is full */
+        /* The last frame (EXIT, DROPPED) is queued: close once it is sent. */
+        bool closing;
+        const char *closing_why;
+        bool disconnect_reported; /* the event went out at the cut-off */
 } AttachStream;
+
+static gboolean control_attach_readable_cb(int fd, GIOCondition condition, gpointer user_data);
+
+static void control_attach_release(AttachStream *s)
+{
+        if (s->holding && s->ctx->relay)
+                stdio_relay_release_output(s->ctx->relay);
+        s->holding = false;
+}
 
 static void control_attach_stream_free(AttachStream *s)
 {
@@ -124,6 +146,9 @@ static void control_attach_stream_free(AttachStream *s)
                 return;
         if (s->in_id)
                 g_source_remove(s->in_id);
+        control_attach_release(s);
+        if (s->input_watch_id && s->ctx->relay)
+                stdio_relay_unwatch_input(s->ctx->relay, s->input_watch_id);
         if (s->listener_id && s->ctx->relay)
                 stdio_relay_remove_listener(s->ctx->relay, s->listener_id);
         ctrmon_close_fd(&s->fd);
@@ -138,17 +163,27 @@ static void control_attach_stream_close(AttachStream *s, const char *why)
 {
         log_debug("Control attach client closed: %s", why);
         g_ptr_array_remove(s->ctx->attach_clients, s);
-        json_object *f = json_object_new_object();
-        json_object_object_add(f, "api", json_object_new_boolean(true));
-        json_object_object_add(f, "reason", json_object_new_string(why));
-        control_emit(s->ctx, CTRMON_EVENT_ATTACH_DISCONNECTED, f);
+        if (!s->disconnect_reported) {
+                json_object *f = json_object_new_object();
+                json_object_object_add(f, "api", json_object_new_boolean(true));
+                json_object_object_add(f, "reason", json_object_new_string(why));
+                control_emit(s->ctx, CTRMON_EVENT_ATTACH_DISCONNECTED, f);
+        }
         control_attach_stream_free(s);
 }
 
+/* Everything queued is in the socket: a holding client lets output go
+ * on, a closing one is done. */
 static void control_attach_output_sent_cb(OutQueue *q, OutQueueEvent event, int error, void *user_data)
 {
-        if (event == OUT_QUEUE_FAILED)
-                control_attach_stream_close(user_data, "the client went away");
+        AttachStream *s = user_data;
+        if (event == OUT_QUEUE_FAILED) {
+                control_attach_stream_close(s, "the client went away");
+                return;
+        }
+        control_attach_release(s);
+        if (s->closing)
+                control_attach_stream_close(s, s->closing_why);
 }
 
 /* Queue one frame; with `send_now`, also write what the socket takes now,
@@ -165,17 +200,77 @@ static void control_attach_queue(AttachStream *s, guint8 type, const void *paylo
                 out_queue_push_iov(s->out, frame, 2);
 }
 
+/* Queue the last frame, stop forwarding anything, and close once it is
+ * sent (may close and free `s` at once). */
+static void control_attach_finish(AttachStream *s, guint8 type, const void *payload, size_t len, const char *why)
+{
+        if (s->listener_id && s->ctx->relay)
+                stdio_relay_remove_listener(s->ctx->relay, s->listener_id);
+        s->listener_id = 0;
+        if (s->in_id)
+                g_source_remove(s->in_id);
+        s->in_id = 0;
+        s->closing = true;
+        s->closing_why = why;
+        control_attach_queue(s, type, payload, len, true);
+}
+
+/* A "lossy" client that fell CTRMON_ATTACH_QUEUE_MAX behind: what is
+ * queued still goes out (frames stay whole), then why, then EOF. */
+static void control_attach_cut_off(AttachStream *s, size_t len)
+{
+        CtrmonContext *ctx = s->ctx;
+        size_t queued = out_queue_pending(s->out);
+        ctx->attach_lossy_dropped++;
+        ctx->attach_lossy_bytes_dropped += len;
+        log_warning("Control attach client (lossy) is %zu bytes behind: no more output for it", queued);
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "api", json_object_new_boolean(true));
+        json_object_object_add(f, "reason", json_object_new_string("too far behind"));
+        json_object_object_add(f, "bytes_queued", json_object_new_int64((int64_t) queued));
+        control_emit(ctx, CTRMON_EVENT_ATTACH_DISCONNECTED, f);
+        s->disconnect_reported = true;
+        g_autofree char *why = g_strdup_printf("too far behind: %zu bytes unread, the output from here on "
+                                               "is dropped for this lossy client", queued);
+        control_attach_finish(s, CTRMON_ATTACH_FRAME_DROPPED, why, strlen(why), "too far behind");
+}
+
 static void control_attach_output_cb(CtrmonStream stream, const char *buf, size_t len, void *user_data)
 {
         AttachStream *s = user_data;
-        if (out_queue_pending(s->out) + CTRMON_ATTACH_HEADER_SIZE + len > CTRMON_ATTACH_QUEUE_MAX) {
-                log_warning("Control attach client does not read its output: disconnecting it");
-                control_attach_stream_close(s, "too far behind");
+        if (s->lossy && out_queue_pending(s->out) + CTRMON_ATTACH_HEADER_SIZE + len > CTRMON_ATTACH_QUEUE_MAX) {
+                control_attach_cut_off(s, len);
                 return;
         }
         control_attach_queue(s, stream == CTRMON_STREAM_STDERR ? CTRMON_ATTACH_FRAME_STDERR
                                                                : CTRMON_ATTACH_FRAME_STDOUT,
                              buf, len, true);
+        /* Queued whole (the queue may pass the bound by this one chunk);
+         * from here on no output is read until the client has drained. */
+        if (!s->lossy && !s->holding && out_queue_pending(s->out) >= CTRMON_ATTACH_QUEUE_MAX) {
+                s->holding = true;
+                stdio_relay_hold_output(s->ctx->relay);
+        }
+}
+
+static void control_attach_watch_in(AttachStream *s)
+{
+        if (!s->in_id && !s->closing && !s->input_paused)
+                s->in_id = g_unix_fd_add(s->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, control_attach_readable_cb, s);
+}
+
+/* The container's stdin queue is full: leave the client's input in its
+ * socket until it has room. */
+static void control_attach_input_room_cb(bool full, void *user_data)
+{
+        AttachStream *s = user_data;
+        s->input_paused = full;
+        if (full && s->in_id) {
+                g_source_remove(s->in_id);
+                s->in_id = 0;
+        } else if (!full) {
+                control_attach_watch_in(s);
+        }
 }
 
 /* One frame from the client. Returns false if `s` was closed. */
@@ -195,11 +290,11 @@ static bool control_attach_frame(AttachStream *s, guint8 type, const guint8 *pay
                 return true;
         }
         case CTRMON_ATTACH_FRAME_RESIZE:
-                if (len == 4 && ctx->pty_master >= 0) {
+                if (len == 4 && ctx->opts->terminal) {
                         int rows = payload[0] << 8 | payload[1];
                         int cols = payload[2] << 8 | payload[3];
                         g_autoptr(GError) error = NULL;
-                        if (console_resize(ctx->pty_master, rows, cols, &error) < 0)
+                        if (context_resize_terminal(ctx, rows, cols, &error) < 0)
                                 log_warning("%s, ignoring", error->message);
                 }
                 return true;
@@ -239,6 +334,10 @@ static bool control_attach_process_input(AttachStream *s)
 static gboolean control_attach_readable_cb(int fd, GIOCondition condition, gpointer user_data)
 {
         AttachStream *s = user_data;
+        if (s->input_paused) {
+                s->in_id = 0;
+                return G_SOURCE_REMOVE; /* the room callback watches again */
+        }
         guint8 buf[CONTROL_ATTACH_READ_CHUNK];
         ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -268,6 +367,15 @@ void control_method_attach(ControlCall *call, json_object *params, void *user_da
                         return;
                 }
                 spec = json_object_get_string(v);
+        }
+        bool lossy = false;
+        if (json_object_object_get_ex(params, "lossy", &v) && v) {
+                if (!json_object_is_type(v, json_type_boolean)) {
+                        control_call_error(call, CTRMON_CONTROL_ERROR_INVALID_PARAMS,
+                                           "Parameter \"lossy\" must be true or false");
+                        return;
+                }
+                lossy = json_object_get_boolean(v);
         }
         g_autoptr(GByteArray) keys = control_attach_parse_detach_keys(spec);
         if (!keys) {
@@ -305,13 +413,17 @@ void control_method_attach(ControlCall *call, json_object *params, void *user_da
         s->out = out_queue_new(fd, OUT_QUEUE_SOCKET, control_attach_output_sent_cb, s);
         s->keys = g_steal_pointer(&keys);
         s->matcher = (ControlDetachMatcher){ .keys = s->keys->data, .n_keys = s->keys->len };
+        s->lossy = lossy;
         s->listener_id = stdio_relay_add_listener(ctx->relay, control_attach_output_cb, s);
-        s->in_id = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, control_attach_readable_cb, s);
+        s->input_watch_id = stdio_relay_watch_input(ctx->relay, control_attach_input_room_cb, s);
+        s->input_paused = stdio_relay_input_full(ctx->relay);
+        control_attach_watch_in(s);
         if (!ctx->attach_clients)
                 ctx->attach_clients = g_ptr_array_new();
         g_ptr_array_add(ctx->attach_clients, s);
         json_object *f = json_object_new_object();
         json_object_object_add(f, "api", json_object_new_boolean(true));
+        json_object_object_add(f, "lossy", json_object_new_boolean(lossy));
         control_emit(ctx, CTRMON_EVENT_ATTACH_CONNECTED, f);
         /* Frames the client sent right behind its request. */
         control_attach_process_input(s);
@@ -319,19 +431,38 @@ void control_method_attach(ControlCall *call, json_object *params, void *user_da
 
 /* ------------------------------------------------------------ hooks */
 
+/* The exit frame follows the last output. A lossless client gets it when
+ * it has read the rest (the monitor waits in its loop for that:
+ * control_attach_pending()); a lossy one gets a bounded moment now. */
 void control_attach_container_exited(CtrmonContext *ctx, int status)
 {
         gint64 deadline = g_get_monotonic_time() + CONTROL_ATTACH_EXIT_FLUSH_MS * 1000;
-        while (ctx->attach_clients && ctx->attach_clients->len > 0) {
-                AttachStream *s = g_ptr_array_index(ctx->attach_clients, 0);
-                guint32 u = (guint32) status;
-                guint8 payload[4] = { (guint8) (u >> 24), (guint8) (u >> 16), (guint8) (u >> 8), (guint8) u };
+        guint32 u = (guint32) status;
+        guint8 payload[4] = { (guint8) (u >> 24), (guint8) (u >> 16), (guint8) (u >> 8), (guint8) u };
+
+        for (guint i = ctx->attach_clients ? ctx->attach_clients->len : 0; i > 0; i--) {
+                AttachStream *s = g_ptr_array_index(ctx->attach_clients, i - 1);
+                if (s->closing)
+                        continue;
+                if (!s->lossy) {
+                        control_attach_finish(s, CTRMON_ATTACH_FRAME_EXIT, payload, sizeof payload,
+                                              "the container exited"); /* may free s */
+                        continue;
+                }
                 control_attach_queue(s, CTRMON_ATTACH_FRAME_EXIT, payload, sizeof payload, false);
-                /* Blocking, bounded: the main loop has stopped, and the
-                 * exit frame must still follow the last output. */
                 out_queue_flush_until(s->out, deadline);
                 control_attach_stream_close(s, "the container exited");
         }
+}
+
+bool control_attach_pending(CtrmonContext *ctx)
+{
+        for (guint i = 0; ctx->attach_clients && i < ctx->attach_clients->len; i++) {
+                AttachStream *s = g_ptr_array_index(ctx->attach_clients, i);
+                if (!s->lossy && s->closing)
+                        return true;
+        }
+        return false;
 }
 
 void control_attach_teardown(CtrmonContext *ctx)

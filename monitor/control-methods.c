@@ -315,14 +315,11 @@ static void control_method_resize(ControlCall *call, json_object *params, void *
         if (!control_get_int(call, params, "rows", true, 0, 65535, &rows) ||
             !control_get_int(call, params, "cols", true, 0, 65535, &cols))
                 return;
-        if (ctx->pty_master < 0) {
-                control_call_error(call, CTRMON_CONTROL_ERROR_UNSUPPORTED,
-                                   "Container %s has no terminal (ctrmon was started without -t)", ctx->opts->cid);
-                return;
-        }
         g_autoptr(GError) error = NULL;
-        if (console_resize(ctx->pty_master, rows, cols, &error) < 0) {
-                control_call_error(call, CTRMON_CONTROL_ERROR_FAILED, "%s", error->message);
+        int r = context_resize_terminal(ctx, rows, cols, &error);
+        if (r < 0) {
+                control_call_error(call, r == -ENOTTY ? CTRMON_CONTROL_ERROR_UNSUPPORTED : CTRMON_CONTROL_ERROR_FAILED,
+                                   "%s", error->message);
                 return;
         }
         control_call_reply(call, NULL);
@@ -401,8 +398,18 @@ static void control_method_stats(ControlCall *call, json_object *params, void *u
         if (ctx->attach)
                 attach_server_get_stats(ctx->attach, &as);
         json_object_object_add(m, "attach_clients", json_object_new_int((int) as.clients));
-        json_object_object_add(m, "attach_clients_dropped", json_object_new_int64((int64_t) as.clients_dropped));
-        json_object_object_add(m, "attach_bytes_dropped", json_object_new_int64((int64_t) as.bytes_dropped));
+        /* Back-pressure: clients at their queue bound now and how often one
+         * got there; whether output reading is paused for a consumer now,
+         * and how often it was. */
+        json_object_object_add(m, "attach_clients_full", json_object_new_int((int) as.clients_full));
+        json_object_object_add(m, "attach_holds", json_object_new_int64((int64_t) as.holds_total));
+        json_object_object_add(m, "output_held", json_object_new_boolean(st.output_held));
+        json_object_object_add(m, "output_held_count", json_object_new_int64((int64_t) st.output_held_count));
+        json_object_object_add(m, "stdin_queued", json_object_new_int64((int64_t) st.stdin_queued));
+        /* Only API attach clients that asked to be "lossy" are ever cut
+         * off, and only they count here. */
+        json_object_object_add(m, "attach_clients_dropped", json_object_new_int64((int64_t) ctx->attach_lossy_dropped));
+        json_object_object_add(m, "attach_bytes_dropped", json_object_new_int64((int64_t) ctx->attach_lossy_bytes_dropped));
         json_object_object_add(m, "attach_bytes_queued_max", json_object_new_int64((int64_t) as.bytes_queued_max));
         json_object_object_add(m, "rss_bytes", json_object_new_int64(control_self_rss_bytes()));
         json_object_object_add(m, "uptime_seconds",

@@ -37,6 +37,8 @@ void control_method_logs(ControlCall *call, json_object *params, void *user_data
 void control_exec_container_exited(CtrmonContext *ctx);
 void control_logs_container_exited(CtrmonContext *ctx, int status);
 void control_attach_container_exited(CtrmonContext *ctx, int status);
+/* Lossless API attach clients still reading their last output and EXIT. */
+bool control_attach_pending(CtrmonContext *ctx);
 void control_exec_teardown(CtrmonContext *ctx);
 void control_logs_teardown(CtrmonContext *ctx);
 void control_attach_teardown(CtrmonContext *ctx);

@@ -137,6 +137,13 @@ static void lifecycle_signal_cb(int signo, const struct signalfd_siginfo *info, 
         case SIGTERM:
         case SIGINT:
         case SIGQUIT:
+                if (ctx->phase == CTRMON_PHASE_EXITED) {
+                        /* Nothing to forward to: the only wait left is for
+                         * slow attach clients (lifecycle_linger_for_readers). */
+                        log_info("Signal %d after the container's exit: not waiting for attach clients", signo);
+                        ctx->readers_abandoned = true;
+                        break;
+                }
                 log_info("Forwarding signal %d to the container", signo);
                 service_notify(ctx, "STOPPING=1\nSTATUS=Stopping: sent %s to container %s",
                                  strsignal(signo), ctx->opts->cid);
@@ -178,37 +185,47 @@ static void lifecycle_attach_hangup_cb(void *user_data)
 static void lifecycle_resize_cb(int rows, int cols, void *user_data)
 {
         CtrmonContext *ctx = user_data;
-        if (ctx->pty_master < 0)
+        if (!ctx->opts->terminal)
                 return; /* resizes only mean something with -t */
         g_autoptr(GError) error = NULL;
-        if (console_resize(ctx->pty_master, rows, cols, &error) < 0)
+        if (context_resize_terminal(ctx, rows, cols, &error) < 0)
                 log_warning("%s, ignoring", error->message);
 }
 
-static void lifecycle_attach_client_cb(bool connected, const char *reason, uint64_t bytes_dropped,
-                                       void *user_data)
+static void lifecycle_attach_client_cb(bool connected, void *user_data)
 {
         if (connected) {
                 control_emit(user_data, CTRMON_EVENT_ATTACH_CONNECTED, NULL);
                 return;
         }
-        if (bytes_dropped > 0)
-                log_warning("Attach client %s: disconnected, %" G_GUINT64_FORMAT " bytes of output it will not get",
-                            reason, bytes_dropped);
         json_object *f = json_object_new_object();
-        json_object_object_add(f, "reason", json_object_new_string(reason));
-        json_object_object_add(f, "bytes_dropped", json_object_new_int64((int64_t) bytes_dropped));
+        json_object_object_add(f, "reason", json_object_new_string("closed"));
+        json_object_object_add(f, "bytes_dropped", json_object_new_int64(0));
         control_emit(user_data, CTRMON_EVENT_ATTACH_DISCONNECTED, f);
+}
+
+/* A client of the attach socket has a full queue (true): read no more
+ * output until it has caught up. */
+static void lifecycle_attach_backlog_cb(bool full, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        if (full)
+                stdio_relay_hold_output(ctx->relay);
+        else
+                stdio_relay_release_output(ctx->relay);
+}
+
+/* The container's stdin queue is full (true): read no more attach input. */
+static void lifecycle_input_room_cb(bool full, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        if (ctx->attach)
+                attach_server_set_input_paused(ctx->attach, full);
 }
 
 static void lifecycle_console_ready_cb(int master_fd, void *user_data)
 {
-        CtrmonContext *ctx = user_data;
-        g_autoptr(GError) error = NULL;
-        ctrmon_close_fd(&ctx->pty_master);
-        ctx->pty_master = master_fd;
-        if (console_set_onlcr(master_fd, &error) < 0)
-                log_warning("%s, ignoring", error->message);
+        context_set_pty(user_data, master_fd);
 }
 
 static void lifecycle_oom_cb(void *user_data)
@@ -302,6 +319,10 @@ static int lifecycle_prepare(CtrmonContext *ctx, GError **error)
         ctx->relay = stdio_relay_new(ctx->sinks);
         if (ctx->pipes.stdin_fd >= 0)
                 stdio_relay_set_input(ctx->relay, TAKE_FD(ctx->pipes.stdin_fd));
+        else if (o->terminal)
+                /* Input that comes before the runtime has made the pty
+                 * (podman sends it as soon as it has attached) waits. */
+                stdio_relay_expect_input(ctx->relay);
 
         if (o->terminal) {
                 r = console_socket_new(&ctx->console, error);
@@ -321,12 +342,14 @@ static int lifecycle_prepare(CtrmonContext *ctx, GError **error)
                         .input_cb = (o->stdin_open || o->terminal) ? lifecycle_attach_input_cb : NULL,
                         .hangup_cb = lifecycle_attach_hangup_cb,
                         .client_cb = lifecycle_attach_client_cb,
+                        .backlog_cb = lifecycle_attach_backlog_cb,
                         .user_data = ctx,
                 };
                 r = attach_server_new(&ac, &ctx->attach, error);
                 if (r < 0)
                         return r;
                 stdio_relay_set_attach(ctx->relay, ctx->attach);
+                stdio_relay_watch_input(ctx->relay, lifecycle_input_room_cb, ctx);
 
                 CtlHandlers handlers = {
                         .resize_cb = lifecycle_resize_cb,
@@ -697,6 +720,31 @@ static void lifecycle_sync_logs(CtrmonContext *ctx)
         }
 }
 
+static bool lifecycle_readers_pending(CtrmonContext *ctx)
+{
+        return (ctx->attach && attach_server_pending(ctx->attach) > 0) || control_attach_pending(ctx);
+}
+
+/* Lossless to the end: the exit files exist, and attach clients still have
+ * output queued here (a slow reader of `podman run ... | consumer`). The
+ * main loop runs on (API, signals) until they have it all or hang up; only
+ * SIGTERM, SIGINT or SIGQUIT to the monitor gives up on them. As with
+ * conmon, a client that never reads keeps the monitor (and the exit
+ * command) waiting. */
+static void lifecycle_linger_for_readers(CtrmonContext *ctx)
+{
+        if (!lifecycle_readers_pending(ctx))
+                return;
+        log_debug("Waiting for attach clients to read the rest of the output");
+        service_notify(ctx, "STATUS=Container %s exited; attach clients are reading the rest of its output",
+                       ctx->opts->cid);
+        while (lifecycle_readers_pending(ctx) && !ctx->readers_abandoned)
+                g_main_context_iteration(NULL, TRUE);
+        if (ctx->readers_abandoned)
+                log_warning("Gave up on attach clients with %zu bytes of output unread",
+                            ctx->attach ? attach_server_pending(ctx->attach) : 0);
+}
+
 /* Report a normal end: returns the status to exit with. The exit files are
  * written as soon as the status is known and the output is in the log;
  * everything else waits until they exist. */
@@ -736,6 +784,11 @@ static int lifecycle_report_exit(CtrmonContext *ctx, ExitReport *report, int hel
         log_info("Container %d exited with status %d", (int) ctx->container_pid, status);
         service_notify(ctx, "STOPPING=1\nSTATUS=Container %s exited with status %d", o->cid, status);
 
+        /* Waiters hear it after the exit files exist, so what they read
+         * there agrees; API attach clients get the exit frame behind their
+         * last output. */
+        control_container_exited(ctx, status);
+        lifecycle_linger_for_readers(ctx);
         /* Removing sockets and FIFOs can wait until the exit files exist. */
         lifecycle_remove_endpoints(ctx);
         if (written < 0) {
@@ -747,9 +800,6 @@ static int lifecycle_report_exit(CtrmonContext *ctx, ExitReport *report, int hel
                 if (sync_pipe_send(&ctx->sync, status, ctx->timed_out ? "command timed out" : NULL, &send_error) < 0)
                         log_warning("%s, ignoring", send_error->message);
         }
-        /* Waiters hear it after the exit files exist, so what they read
-         * there agrees. */
-        control_container_exited(ctx, status);
         return status;
 }
 

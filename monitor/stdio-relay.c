@@ -1,8 +1,12 @@
 /* The stdio relay, the monitor's hot path: one large read per wake-up, one
  * timestamp per chunk, the chunk handed to every sink and then to attach
- * clients. It never blocks: output fds and stdin are non-blocking, sinks and
- * attach clients do their own bounded buffering. It decides nothing about the
- * container's life; it reports EOF and counts. */
+ * clients. It never blocks: output fds and stdin are non-blocking. It never
+ * loses a byte either: a consumer whose bounded queue is full holds the
+ * relay (stdio_relay_hold_output), which then stops reading the container's
+ * output until it is released, so the container waits on its pipe, as with
+ * conmon's blocking writes. The container's stdin queue is bounded the same
+ * way, upstream: producers stop reading their peers while it is full. It
+ * decides nothing about the container's life; it reports EOF and counts. */
 #include "stdio-relay.h"
 
 #include "diag.h"
@@ -31,6 +35,11 @@
  * the rest of the buffer a burst touched is handed back to the kernel. */
 #define STDIO_KEEP_BYTES (64 * 1024)
 #define STDIO_QUIET_WAKEUPS 64
+/* The container's stdin queue: while it holds this much, producers stop
+ * reading their peers (stdio_relay_input_full()). They may add one read
+ * more each before they notice, so the bound is this plus a read of each
+ * producer (attach: 16 x 32 KiB, API attach: a frame of at most 1 MiB). */
+#define STDIO_INPUT_QUEUE_MAX (1024 * 1024)
 
 typedef struct {
         int fd;
@@ -44,16 +53,33 @@ typedef struct {
         void *user_data;
 } StdioListener;
 
+typedef struct {
+        guint id;
+        StdioInputRoomFn fn;
+        void *user_data;
+} StdioInputWatch;
+
 struct StdioRelay {
         GPtrArray *sinks;
         AttachServer *attach;
         StdioOutput out[2];
         unsigned outputs_open;
 
+        /* Consumers whose queue is full: while > 0 no output is read. */
+        unsigned output_holds;
+        uint64_t output_held_count;     /* times reading was paused */
+
         int stdin_fd;
         OutQueue *stdin_out;            /* bytes for the container's stdin */
         uint64_t stdin_bytes_before;    /* written through earlier stdin fds */
         bool stdin_close_requested;
+        /* Input will come (a pty not made yet): bytes written before the fd
+         * exists wait here, bounded like the queue. */
+        bool input_expected;
+        GByteArray *early_input;
+        bool input_full;                /* producers were told to stop */
+        GArray *input_watches;          /* StdioInputWatch */
+        guint next_input_watch_id;
 
         GArray *listeners;     /* StdioListener; NULL until the first one */
         guint next_listener_id;
@@ -367,7 +393,7 @@ static gboolean stdio_output_cb(int fd, GIOCondition condition, gpointer user_da
         /* Drain up to a budget, then let stderr and the rest of the loop
          * have their turn. A short read means the pipe was empty a moment
          * ago: stop there rather than pay a read for EAGAIN. */
-        while (o->fd >= 0 && total < STDIO_WAKEUP_BUDGET) {
+        while (o->fd >= 0 && r->output_holds == 0 && total < STDIO_WAKEUP_BUDGET) {
                 ssize_t n = stdio_output_read(r, o);
                 if (n < 0)
                         continue;
@@ -378,9 +404,17 @@ static gboolean stdio_output_cb(int fd, GIOCondition condition, gpointer user_da
         }
         if (r->buf)
                 stdio_relay_note_wakeup(r, max_read);
-        if (o->fd < 0)
-                return G_SOURCE_REMOVE; /* source id already cleared */
+        /* Closed, or held (stdio_relay_hold_output removed the source while
+         * a consumer's broadcast ran): the source id is already cleared. */
+        if (o->source_id == 0)
+                return G_SOURCE_REMOVE;
         return G_SOURCE_CONTINUE;
+}
+
+static void stdio_output_watch(StdioRelay *r, StdioOutput *o)
+{
+        if (o->fd >= 0 && !o->source_id && r->output_holds == 0)
+                o->source_id = g_unix_fd_add(o->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, stdio_output_cb, r);
 }
 
 void stdio_relay_add_output(StdioRelay *r, int fd, CtrmonStream stream)
@@ -390,7 +424,37 @@ void stdio_relay_add_output(StdioRelay *r, int fd, CtrmonStream stream)
         o->fd = fd;
         o->stream = stream;
         r->outputs_open++;
-        o->source_id = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, stdio_output_cb, r);
+        stdio_output_watch(r, o);
+}
+
+/* Back-pressure: not reading leaves the bytes in the pipe (or pty), whose
+ * writer blocks once it is full. Nothing is dropped and nothing waits here:
+ * the rest of the loop (API, signals, the exit) goes on. */
+void stdio_relay_hold_output(StdioRelay *r)
+{
+        if (r->output_holds++ > 0)
+                return;
+        r->output_held_count++;
+        for (int i = 0; i < 2; i++) {
+                if (r->out[i].source_id) {
+                        g_source_remove(r->out[i].source_id);
+                        r->out[i].source_id = 0;
+                }
+        }
+}
+
+void stdio_relay_release_output(StdioRelay *r)
+{
+        g_return_if_fail(r->output_holds > 0);
+        if (--r->output_holds > 0)
+                return;
+        for (int i = 0; i < 2; i++)
+                stdio_output_watch(r, &r->out[i]);
+}
+
+bool stdio_relay_output_held(const StdioRelay *r)
+{
+        return r->output_holds > 0;
 }
 
 bool stdio_relay_outputs_open(const StdioRelay *r)
@@ -415,6 +479,31 @@ void stdio_relay_drain(StdioRelay *r)
 
 /* --- stdin --- */
 
+static size_t stdio_input_pending(const StdioRelay *r)
+{
+        if (r->stdin_out)
+                return out_queue_pending(r->stdin_out);
+        return r->early_input ? r->early_input->len : 0;
+}
+
+/* Tell producers when the queue crosses the bound (full) and when it has
+ * room again (empty: the container took everything). */
+static void stdio_input_update_room(StdioRelay *r)
+{
+        bool open = r->stdin_fd >= 0 || r->input_expected;
+        bool full = open && stdio_input_pending(r) >= STDIO_INPUT_QUEUE_MAX;
+        if (!full && r->input_full && stdio_input_pending(r) > 0)
+                return; /* resume only once it ran empty: fewer flips */
+        if (full == r->input_full)
+                return;
+        r->input_full = full;
+        /* By index and by id: a watch may remove itself. */
+        for (guint i = 0; r->input_watches && i < r->input_watches->len; i++) {
+                StdioInputWatch w = g_array_index(r->input_watches, StdioInputWatch, i);
+                w.fn(full, w.user_data);
+        }
+}
+
 static void stdio_input_close_now(StdioRelay *r)
 {
         if (r->stdin_out) {
@@ -422,10 +511,12 @@ static void stdio_input_close_now(StdioRelay *r)
                 g_clear_pointer(&r->stdin_out, out_queue_free); /* drops what was not written */
         }
         ctrmon_close_fd(&r->stdin_fd);
+        /* Whatever is written from now on is dropped: nobody need wait. */
+        stdio_input_update_room(r);
 }
 
-/* The queue ran empty: a requested close happens now. The container closed
- * its stdin: drop what it will never read. */
+/* The queue ran empty: a requested close happens now, and producers may go
+ * on. The container closed its stdin: drop what it will never read. */
 static void stdio_input_sent_cb(OutQueue *q, OutQueueEvent event, int error, void *user_data)
 {
         StdioRelay *r = user_data;
@@ -434,16 +525,34 @@ static void stdio_input_sent_cb(OutQueue *q, OutQueueEvent event, int error, voi
                 stdio_input_close_now(r);
         } else if (r->stdin_close_requested) {
                 stdio_input_close_now(r);
+        } else {
+                stdio_input_update_room(r);
         }
+}
+
+void stdio_relay_expect_input(StdioRelay *r)
+{
+        r->input_expected = true;
 }
 
 void stdio_relay_set_input(StdioRelay *r, int fd)
 {
+        g_autoptr(GByteArray) early = g_steal_pointer(&r->early_input);
+        bool close_requested = r->stdin_close_requested;
+
+        r->input_expected = false;
         stdio_input_close_now(r);
         r->stdin_fd = fd;
         r->stdin_close_requested = false;
         stdio_set_nonblock(fd);
         r->stdin_out = out_queue_new(fd, OUT_QUEUE_PIPE, stdio_input_sent_cb, r);
+        /* What producers sent before the fd existed, first and in order. */
+        if (early && early->len > 0)
+                out_queue_append(r->stdin_out, early->data, early->len); /* may close stdin */
+        if (close_requested)
+                stdio_relay_close_input(r);
+        else
+                stdio_input_update_room(r);
 }
 
 bool stdio_relay_has_input(const StdioRelay *r)
@@ -453,16 +562,53 @@ bool stdio_relay_has_input(const StdioRelay *r)
 
 void stdio_relay_write_input(StdioRelay *r, const char *buf, size_t len)
 {
-        if (r->stdin_fd < 0 || r->stdin_close_requested)
+        if (r->stdin_close_requested || len == 0)
                 return;
-        out_queue_append(r->stdin_out, buf, len); /* may close stdin */
+        if (r->stdin_fd >= 0) {
+                out_queue_append(r->stdin_out, buf, len); /* may close stdin */
+        } else if (r->input_expected) {
+                if (!r->early_input)
+                        r->early_input = g_byte_array_new();
+                g_byte_array_append(r->early_input, (const guint8 *) buf, (guint) len);
+        } else {
+                return;
+        }
+        stdio_input_update_room(r);
+}
+
+bool stdio_relay_input_full(const StdioRelay *r)
+{
+        return r->input_full;
+}
+
+guint stdio_relay_watch_input(StdioRelay *r, StdioInputRoomFn fn, void *user_data)
+{
+        if (!r->input_watches)
+                r->input_watches = g_array_new(FALSE, FALSE, sizeof(StdioInputWatch));
+        StdioInputWatch w = { .id = ++r->next_input_watch_id, .fn = fn, .user_data = user_data };
+        g_array_append_val(r->input_watches, w);
+        return w.id;
+}
+
+void stdio_relay_unwatch_input(StdioRelay *r, guint id)
+{
+        for (guint i = 0; r->input_watches && i < r->input_watches->len; i++) {
+                if (g_array_index(r->input_watches, StdioInputWatch, i).id == id) {
+                        g_array_remove_index(r->input_watches, i);
+                        return;
+                }
+        }
 }
 
 /* Close once what is queued is written (at once if nothing is). */
 void stdio_relay_close_input(StdioRelay *r)
 {
-        if (r->stdin_fd < 0)
+        if (r->stdin_fd < 0) {
+                /* Not there yet: close it as soon as it comes. */
+                if (r->input_expected)
+                        r->stdin_close_requested = true;
                 return;
+        }
         r->stdin_close_requested = true;
         if (out_queue_pending(r->stdin_out) == 0)
                 stdio_input_close_now(r);
@@ -472,6 +618,9 @@ void stdio_relay_get_stats(const StdioRelay *r, StdioStats *ret)
 {
         *ret = r->stats;
         ret->stdin_bytes = r->stdin_bytes_before + (r->stdin_out ? out_queue_written(r->stdin_out) : 0);
+        ret->stdin_queued = stdio_input_pending(r);
+        ret->output_held = r->output_holds > 0;
+        ret->output_held_count = r->output_held_count;
 }
 
 void stdio_relay_free(StdioRelay *r)
@@ -483,7 +632,11 @@ void stdio_relay_free(StdioRelay *r)
                         g_source_remove(r->out[i].source_id);
                 ctrmon_close_fd(&r->out[i].fd);
         }
+        /* Nobody is told about the queue going away. */
+        g_clear_pointer(&r->input_watches, g_array_unref);
         stdio_input_close_now(r);
+        if (r->early_input)
+                g_byte_array_unref(r->early_input);
         if (r->listeners)
                 g_array_unref(r->listeners);
         if (r->buf)

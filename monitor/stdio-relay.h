@@ -35,6 +35,9 @@ typedef struct {
         uint64_t reads[2];
         uint64_t lines[2];       /* newlines seen per stream                    */
         uint64_t stdin_bytes;    /* bytes written to the container's stdin      */
+        uint64_t stdin_queued;   /* waiting for the container to read them      */
+        bool output_held;        /* a full consumer holds the output now        */
+        uint64_t output_held_count; /* times output reading was paused         */
 } StdioStats;
 
 /* `sinks` (LogSink*) and `attach` are borrowed and must outlive the relay.
@@ -52,10 +55,31 @@ void stdio_relay_remove_listener(StdioRelay *relay, guint id);
 
 /* Relay `fd` (owned from now on) as `stream`, from the default main context. */
 void stdio_relay_add_output(StdioRelay *relay, int fd, CtrmonStream stream);
-/* Container stdin (owned from now on; non-blocking). */
+
+/* Back-pressure from a consumer whose bounded queue is full (an attach
+ * client that reads slowly): while any hold is taken, no output is read,
+ * so the container blocks on its full pipe and nothing is lost. Each hold
+ * is released once; the consumer may get one more chunk (up to 128 KiB)
+ * from the read that filled it. stdio_relay_drain() reads regardless. */
+void stdio_relay_hold_output(StdioRelay *relay);
+void stdio_relay_release_output(StdioRelay *relay);
+bool stdio_relay_output_held(const StdioRelay *relay);
+
+/* Container stdin (owned from now on; non-blocking). Input written before
+ * it, after stdio_relay_expect_input() (a pty still to come), is kept and
+ * goes first; without the call it is dropped (no stdin). */
+void stdio_relay_expect_input(StdioRelay *relay);
 void stdio_relay_set_input(StdioRelay *relay, int fd);
-/* Bytes for the container's stdin; buffered while the fd is full. */
+/* Bytes for the container's stdin; queued while the fd is full. The queue
+ * is bounded upstream: producers stop reading their peers while
+ * stdio_relay_input_full(), and watches hear when that changes (full:
+ * true at 1 MiB queued, false once the container has read it all or stdin
+ * is gone). */
 void stdio_relay_write_input(StdioRelay *relay, const char *buf, size_t len);
+bool stdio_relay_input_full(const StdioRelay *relay);
+typedef void (*StdioInputRoomFn)(bool full, void *user_data);
+guint stdio_relay_watch_input(StdioRelay *relay, StdioInputRoomFn fn, void *user_data);
+void stdio_relay_unwatch_input(StdioRelay *relay, guint id);
 /* Close the container's stdin once the buffered input is written. */
 void stdio_relay_close_input(StdioRelay *relay);
 bool stdio_relay_has_input(const StdioRelay *relay);

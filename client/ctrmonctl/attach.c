@@ -41,9 +41,9 @@ static int attach_write_out(int fd, const uint8_t *p, size_t n)
         return 0;
 }
 
-int ctl_attach_stream(Ctl *ctl, CtrmonClient *client, const char *detach_keys, bool forward_stdin)
+int ctl_attach_stream(Ctl *ctl, CtrmonClient *client, const char *detach_keys, bool forward_stdin, bool lossy)
 {
-        CtrmonAttachOptions opts = { .detach_keys = detach_keys, .no_stdin = !forward_stdin };
+        CtrmonAttachOptions opts = { .detach_keys = detach_keys, .no_stdin = !forward_stdin, .lossy = lossy };
         int fd = -1;
         int r = ctrmon_client_attach(client, &opts, &fd);
         if (r < 0)
@@ -138,6 +138,14 @@ int ctl_attach_stream(Ctl *ctl, CtrmonClient *client, const char *detach_keys, b
                                         attach_write_out(STDERR_FILENO, payload, plen);
                                 else if (type == CTRMON_FRAME_EXIT && ctrmon_frame_parse_exit(payload, plen, &status) == 0)
                                         done = true;
+                                else if (type == CTRMON_FRAME_DROPPED) {
+                                        /* --lossy, and we fell behind: the
+                                         * monitor says so, then closes. */
+                                        fprintf(stderr, "%sctrmonctl attach: output cut off by the monitor: %.*s\n",
+                                                raw ? "\r\n" : "", (int) (plen < 4096 ? plen : 4096), (const char *) payload);
+                                        result = CTL_EXIT_FAILURE;
+                                        done = true;
+                                }
                                 if (done)
                                         break;
                         }
@@ -166,10 +174,11 @@ int ctl_cmd_attach(Ctl *ctl, int argc, char **argv)
         static const struct option options[] = {
                 { "detach-keys", required_argument, NULL, 'd' },
                 { "no-stdin", no_argument, NULL, 'n' },
+                { "lossy", no_argument, NULL, 'l' },
                 { NULL, 0, NULL, 0 },
         };
         const char *keys = NULL;
-        bool forward_stdin = true;
+        bool forward_stdin = true, lossy = false;
         int c;
         optind = 0;
         while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
@@ -179,6 +188,9 @@ int ctl_cmd_attach(Ctl *ctl, int argc, char **argv)
                         break;
                 case 'n':
                         forward_stdin = false;
+                        break;
+                case 'l':
+                        lossy = true;
                         break;
                 default:
                         return ctl_usage(ctl_find_command("attach"), true);
@@ -190,7 +202,7 @@ int ctl_cmd_attach(Ctl *ctl, int argc, char **argv)
         int r = ctl_connect(ctl, &client);
         if (r)
                 return r;
-        r = ctl_attach_stream(ctl, client, keys, forward_stdin);
+        r = ctl_attach_stream(ctl, client, keys, forward_stdin, lossy);
         ctrmon_client_close(client);
         return r;
 }

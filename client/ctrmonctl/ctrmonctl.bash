@@ -89,7 +89,7 @@ _ctrmonctl()
                 ;;
         attach)
                 [[ $prev == --detach-keys ]] && return
-                opts+=" --detach-keys --no-stdin"
+                opts+=" --detach-keys --no-stdin --lossy"
                 ;;
         logs)
                 [[ $prev == -n || $prev == --tail ]] && return

@@ -42,7 +42,7 @@ int ctl_exit_status(int status);
 
 /* The attach loop (attach.c), shared by `attach` and `run`: returns the
  * exit code (the container's status, 0 after a detach). */
-int ctl_attach_stream(Ctl *ctl, CtrmonClient *client, const char *detach_keys, bool forward_stdin);
+int ctl_attach_stream(Ctl *ctl, CtrmonClient *client, const char *detach_keys, bool forward_stdin, bool lossy);
 
 int ctl_cmd_status(Ctl *ctl, int argc, char **argv);
 int ctl_cmd_ps(Ctl *ctl, int argc, char **argv);

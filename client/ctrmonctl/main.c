@@ -23,7 +23,7 @@ static const CtlCommand ctl_commands[] = {
         { "resize", ctl_cmd_resize, "ROWS COLS", "Resize the container's terminal" },
         { "exec", ctl_cmd_exec, "[-i] [-t] [--timeout SECONDS] -- COMMAND [ARG...]",
           "Run a command in the container; exit with its status" },
-        { "attach", ctl_cmd_attach, "[--detach-keys KEYS] [--no-stdin]",
+        { "attach", ctl_cmd_attach, "[--detach-keys KEYS] [--no-stdin] [--lossy]",
           "Attach to the container's stdio; exit with its status" },
         { "logs", ctl_cmd_logs, "[-n LINES] [-f]", "Print the container's log" },
         { "stats", ctl_cmd_stats, "", "Show cgroup and monitor statistics" },

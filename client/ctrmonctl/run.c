@@ -262,7 +262,7 @@ int ctl_cmd_run(Ctl *ctl, int argc, char **argv)
         if ((status = ctl_connect(ctl, &client)))
                 goto out;
         if (tty || interactive) {
-                status = ctl_attach_stream(ctl, client, keys, interactive);
+                status = ctl_attach_stream(ctl, client, keys, interactive, false);
         } else {
                 CtrmonExit ex;
                 r = ctrmon_client_wait(client, &ex);

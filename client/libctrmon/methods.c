@@ -448,6 +448,8 @@ int ctrmon_client_attach(CtrmonClient *c, const CtrmonAttachOptions *opts, int *
         json_object *p = json_object_new_object();
         if (opts && opts->detach_keys)
                 json_object_object_add(p, "detach_keys", json_object_new_string(opts->detach_keys));
+        if (opts && opts->lossy)
+                json_object_object_add(p, "lossy", json_object_new_boolean(true));
         json_object *o;
         int r = methods_call(c, CTRMON_METHOD_ATTACH, p, true, &o, NULL);
         if (r < 0)

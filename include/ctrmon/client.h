@@ -177,6 +177,7 @@ enum {
         CTRMON_FRAME_RESIZE = CTRMON_ATTACH_FRAME_RESIZE,           /* u16 rows, u16 cols */
         CTRMON_FRAME_CLOSE_STDIN = CTRMON_ATTACH_FRAME_CLOSE_STDIN, /* empty payload */
         CTRMON_FRAME_EXIT = CTRMON_ATTACH_FRAME_EXIT,               /* i32 status, -1: timed out */
+        CTRMON_FRAME_DROPPED = CTRMON_ATTACH_FRAME_DROPPED,         /* lossy only: why, UTF-8 */
 };
 #define CTRMON_FRAME_HEADER_SIZE CTRMON_ATTACH_HEADER_SIZE
 /* What we accept from the monitor; it accepts CTRMON_ATTACH_FRAME_MAX. */
@@ -185,6 +186,10 @@ enum {
 typedef struct {
         const char *detach_keys;       /* NULL: the monitor's default (ctrl-p,ctrl-q) */
         bool no_stdin;                 /* the caller will not send STDIN (informational) */
+        /* Never hold the container: if this client falls
+         * CTRMON_ATTACH_QUEUE_MAX behind, it gets a DROPPED frame and EOF
+         * instead (the default, false, is lossless back-pressure). */
+        bool lossy;
 } CtrmonAttachOptions;
 /* Switch the connection to framed attach mode. On success *ret_fd is the
  * connection (now owned by the caller, O_CLOEXEC, blocking) and the client

@@ -82,10 +82,16 @@
  * int32, -1 after a timeout), after which the monitor closes.
  * Params: {"detach_keys": "ctrl-p,ctrl-q"} (the default; "" disables):
  * when the client's STDIN bytes contain the sequence, the monitor stops
- * forwarding, sends nothing more and closes; the container runs on. A
- * client that leaves more than CTRMON_ATTACH_QUEUE_MAX bytes unread is
- * disconnected. Unknown frame types are ignored; a frame longer than
- * CTRMON_ATTACH_FRAME_MAX closes the connection. */
+ * forwarding, sends nothing more and closes; the container runs on.
+ * Lossless by default: while a client leaves CTRMON_ATTACH_QUEUE_MAX bytes
+ * unread, the monitor reads no more container output (the container waits,
+ * as for a slow reader of the conmon attach socket). {"lossy": true} opts
+ * out: such a client that falls that far behind gets no more output but a
+ * DROPPED frame (payload: a UTF-8 message saying why), then the monitor
+ * closes; it is counted in "stats" (attach_clients_dropped) and reported
+ * as an attach-disconnected event with reason "too far behind". Unknown
+ * frame types are ignored; a frame longer than CTRMON_ATTACH_FRAME_MAX
+ * closes the connection. */
 #define CTRMON_ATTACH_FRAMING "ctrmon-attach-v1"
 #define CTRMON_ATTACH_FRAME_STDIN 1
 #define CTRMON_ATTACH_FRAME_STDOUT 2
@@ -93,6 +99,7 @@
 #define CTRMON_ATTACH_FRAME_RESIZE 4
 #define CTRMON_ATTACH_FRAME_CLOSE_STDIN 5
 #define CTRMON_ATTACH_FRAME_EXIT 6
+#define CTRMON_ATTACH_FRAME_DROPPED 7
 #define CTRMON_ATTACH_HEADER_SIZE 5
 #define CTRMON_ATTACH_FRAME_MAX (1024 * 1024)
 #define CTRMON_ATTACH_QUEUE_MAX (4 * 1024 * 1024)

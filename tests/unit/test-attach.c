@@ -316,7 +316,7 @@ START_TEST(test_client_shutdown_write_calls_hangup_keeps_output)
         wait_for_clients(server, 0);
         attach_server_get_stats(server, &st);
         ck_assert_uint_eq(st.clients_total, 1);
-        ck_assert_uint_eq(st.clients_dropped, 0);
+        ck_assert_uint_eq(st.clients_full, 0);
 
         attach_server_free(server);
         g_ptr_array_unref(rec.inputs);
@@ -463,131 +463,176 @@ START_TEST(test_missing_socket_dir_is_a_clear_error)
 }
 END_TEST
 
-START_TEST(test_slow_client_dropped_fast_client_gets_everything)
+/* What backlog_cb said, in order: 1 full, 0 room again. */
+typedef struct {
+        GString *events;
+        AttachServer *server;
+        size_t pending_at_full;  /* attach_server_pending() when it filled up */
+} Backlog;
+
+static void record_backlog_cb(bool full, void *user_data)
 {
-        const size_t chunk = 20000, rec_bytes = 20000 + 3, rounds = 100;
+        Backlog *b = user_data;
+        g_string_append_c(b->events, full ? '1' : '0');
+        if (full)
+                b->pending_at_full = attach_server_pending(b->server);
+}
+
+/* Drain `fd` (records) into `got` until `want` payload bytes arrived,
+ * running the loop so that queued records follow. */
+static void read_records(int fd, GString *got, size_t want, char *buf)
+{
+        gint64 deadline = g_get_monotonic_time() + WAIT_USEC;
+        while (got->len < want) {
+                ssize_t n = recv(fd, buf, 65536, MSG_DONTWAIT);
+                if (n > 0) {
+                        ck_assert_int_eq(buf[0], 2);
+                        g_string_append_len(got, buf + 1, n - 1);
+                        continue;
+                }
+                ck_assert_msg(n < 0 && errno == EAGAIN, "client lost: %zd after %zu bytes", n, got->len);
+                ck_assert_msg(g_get_monotonic_time() < deadline, "client starved at %zu of %zu", got->len, want);
+                if (!g_main_context_iteration(NULL, FALSE))
+                        g_usleep(500);
+        }
+}
+
+START_TEST(test_slow_client_is_full_not_dropped_and_gets_every_byte)
+{
+        const size_t chunk = 20000, queue_max = 64 * 1024;
         g_autofree char *dir = make_tmpdir();
         g_autofree char *buf = g_malloc(65536);
-        GString *got = g_string_new(NULL);
+        GString *got_slow = g_string_new(NULL), *got_fast = g_string_new(NULL);
         GString *sent = g_string_new(NULL);
-        AttachServer *server = new_full_attach(dir, NULL, 64 * 1024);
-        gint64 start = g_get_monotonic_time();
-        size_t slow_total = 0, slow_got = 0;
+        Backlog bl = { .events = g_string_new(NULL) };
+        AttachConfig cfg = {
+                .bundle = dir, .full_attach = true, .backlog_cb = record_backlog_cb,
+                .user_data = &bl, .client_queue_max = queue_max,
+        };
+        AttachServer *server = NULL;
         AttachStats st;
         int slow, fast;
-        ssize_t n;
 
+        ck_assert_int_eq(attach_server_new(&cfg, &server, NULL), 0);
+        bl.server = server;
         slow = client_connect(dir);
         wait_for_clients(server, 1);
         fast = client_connect(dir);
         wait_for_clients(server, 2);
 
-        for (size_t r = 0; r < rounds; r++) {
-                g_autofree char *data = pattern(chunk, (unsigned) r);
-                gint64 deadline = g_get_monotonic_time() + WAIT_USEC;
-
-                /* Meant for the slow client while it is still connected. */
-                attach_server_get_stats(server, &st);
-                if (st.clients_dropped == 0)
-                        slow_total += rec_bytes;
+        /* As the relay does: broadcast until a client is full, then stop.
+         * The fast client reads as it goes; the slow one reads nothing. */
+        unsigned r = 0;
+        for (; r < 1000 && bl.events->len == 0; r++) {
+                g_autofree char *data = pattern(chunk, r);
                 attach_server_broadcast(server, CTRMON_STREAM_STDOUT, data, chunk);
                 g_string_append_len(sent, data, (gssize) chunk);
-
-                /* The fast client reads everything sent so far. */
-                while (got->len < sent->len) {
-                        n = recv(fast, buf, 65536, MSG_DONTWAIT);
-                        if (n > 0) {
-                                ck_assert_int_eq(buf[0], 2);
-                                g_string_append_len(got, buf + 1, n - 1);
-                                continue;
-                        }
-                        ck_assert_msg(n < 0 && errno == EAGAIN, "fast client lost: %zd", n);
-                        ck_assert_msg(g_get_monotonic_time() < deadline, "fast client starved");
-                        if (!g_main_context_iteration(NULL, FALSE))
-                                g_usleep(500);
-                }
+                read_records(fast, got_fast, sent->len, buf);
         }
-
-        ck_assert_uint_eq(got->len, sent->len);
-        ck_assert_mem_eq(got->str, sent->str, sent->len);
-
+        ck_assert_str_eq(bl.events->str, "1");
         attach_server_get_stats(server, &st);
-        ck_assert_uint_eq(st.clients, 1);
-        ck_assert_uint_eq(st.clients_total, 2);
-        ck_assert_uint_eq(st.clients_dropped, 1);
+        ck_assert_uint_eq(st.clients, 2);
+        ck_assert_uint_eq(st.clients_full, 1);
+        ck_assert_uint_eq(st.holds_total, 1);
+        /* Full at the bound, past it by less than the broadcast that filled
+         * it (20000 bytes + 3 record ids). */
+        ck_assert_uint_ge(bl.pending_at_full, queue_max);
+        ck_assert_uint_lt(bl.pending_at_full, queue_max + chunk + 3);
+        ck_assert_uint_le(st.bytes_queued_max, queue_max + chunk + 3);
 
-        /* The slow one gets what its socket held, then EOF; what it got
-         * plus what was dropped is exactly what was meant for it. */
-        while ((n = recv(slow, buf, 65536, MSG_DONTWAIT)) > 0)
-                slow_got += (size_t) n;
-        ck_assert_int_eq(n, 0);
-        ck_assert_uint_gt(slow_got, 0);
-        ck_assert_uint_eq(slow_got + st.bytes_dropped, slow_total);
-
-        /* 2 MB through a 64 KiB queue limit without ever blocking (the slow
-         * client never reads: blocking on it would never end). Takes 25 ms
-         * here, seconds under valgrind; 20 s is slack for a loaded machine
-         * and still under the tcase's 30 s timeout. */
-        ck_assert_int_lt(g_get_monotonic_time() - start, 20 * G_USEC_PER_SEC);
+        /* Nothing was cut: the slow client now reads every byte, in order,
+         * and once its backlog is down to half the server says so. */
+        read_records(slow, got_slow, sent->len, buf);
+        ck_assert_str_eq(bl.events->str, "10");
+        ck_assert_uint_eq(got_slow->len, sent->len);
+        ck_assert_mem_eq(got_slow->str, sent->str, sent->len);
+        ck_assert_mem_eq(got_fast->str, sent->str, sent->len);
+        attach_server_get_stats(server, &st);
+        ck_assert_uint_eq(st.clients_full, 0);
+        ck_assert_uint_eq(attach_server_pending(server), 0);
 
         close(slow);
         close(fast);
         attach_server_free(server);
-        g_string_free(got, TRUE);
+        g_string_free(got_slow, TRUE);
+        g_string_free(got_fast, TRUE);
         g_string_free(sent, TRUE);
+        g_string_free(bl.events, TRUE);
         rm_rf(dir);
 }
 END_TEST
 
-START_TEST(test_slow_client_with_input_keeps_input_until_it_hangs_up)
+START_TEST(test_full_client_that_goes_away_releases_the_hold)
 {
         g_autofree char *dir = make_tmpdir();
-        g_autofree char *data = pattern(20000, 5);
-        char buf[16384];
+        g_autofree char *data = pattern(20000, 3);
+        Backlog bl = { .events = g_string_new(NULL) };
+        AttachConfig cfg = {
+                .bundle = dir, .full_attach = true, .backlog_cb = record_backlog_cb,
+                .user_data = &bl, .client_queue_max = 64 * 1024,
+        };
+        AttachServer *server = NULL;
+        int fd;
+
+        ck_assert_int_eq(attach_server_new(&cfg, &server, NULL), 0);
+        bl.server = server;
+        fd = client_connect(dir);
+        wait_for_clients(server, 1);
+        for (int i = 0; i < 1000 && bl.events->len == 0; i++)
+                attach_server_broadcast(server, CTRMON_STREAM_STDOUT, data, 20000);
+        ck_assert_str_eq(bl.events->str, "1");
+        /* It hangs up with its backlog unread: nothing holds the output
+         * any more, and nothing is left pending. */
+        close(fd);
+        wait_for_clients(server, 0);
+        ck_assert_str_eq(bl.events->str, "10");
+        ck_assert_uint_eq(attach_server_pending(server), 0);
+        attach_server_free(server);
+        g_string_free(bl.events, TRUE);
+        rm_rf(dir);
+}
+END_TEST
+
+START_TEST(test_input_paused_waits_in_the_socket_then_arrives_in_order)
+{
+        g_autofree char *dir = make_tmpdir();
         Recorder rec;
         AttachServer *server;
-        AttachStats st;
-        ssize_t n;
         int fd;
 
         recorder_init(&rec);
-        server = new_full_attach(dir, &rec, 64 * 1024);
+        server = new_full_attach(dir, &rec, 0);
         fd = client_connect(dir);
         wait_for_clients(server, 1);
 
-        /* Fill its socket and then its queue until it is cut off. */
-        for (int i = 0; i < 200; i++) {
-                attach_server_broadcast(server, CTRMON_STREAM_STDOUT, data, 20000);
-                attach_server_get_stats(server, &st);
-                if (st.clients_dropped)
-                        break;
+        attach_server_set_input_paused(server, true);
+        for (int i = 0; i < 10; i++) {
+                char b[8];
+                g_snprintf(b, sizeof b, "in%d", i);
+                ck_assert_int_eq(send(fd, b, strlen(b), 0), (ssize_t) strlen(b));
         }
-        ck_assert_uint_eq(st.clients_dropped, 1);
-        ck_assert_int_eq(rec.hangups, 0);
+        pump(50);
+        ck_assert_uint_eq(rec.inputs->len, 0);
 
-        /* Output ends with EOF... */
-        while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
-                ;
-        ck_assert_int_eq(n, 0);
-        /* ...later output is not sent to it... */
-        attach_server_broadcast(server, CTRMON_STREAM_STDOUT, "more", 4);
-        pump(10);
-        ck_assert_int_eq(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0);
-        /* ...but its input still reaches the container, and its going away
-         * is reported from the main loop like any other hangup. */
-        ck_assert_int_eq(send(fd, "in", 2, 0), 2);
+        attach_server_set_input_paused(server, false);
         {
                 gint64 deadline = g_get_monotonic_time() + WAIT_USEC;
-
-                while (rec.inputs->len < 1 && g_get_monotonic_time() < deadline)
+                while (rec.inputs->len < 10 && g_get_monotonic_time() < deadline)
                         if (!g_main_context_iteration(NULL, FALSE))
                                 g_usleep(1000);
         }
-        ck_assert_uint_eq(rec.inputs->len, 1);
+        ck_assert_uint_eq(rec.inputs->len, 10);
+        for (guint i = 0; i < 10; i++) {
+                g_autofree char *want = g_strdup_printf("in%u", i);
+                GBytes *got = g_ptr_array_index(rec.inputs, i);
+                gsize len;
+                const char *p = g_bytes_get_data(got, &len);
+                ck_assert_uint_eq(len, strlen(want));
+                ck_assert_mem_eq(p, want, len);
+        }
+        ck_assert_int_eq(rec.hangups, 0);
         close(fd);
         wait_for(&rec.hangups, 1);
-        wait_for_clients(server, 0);
-
         attach_server_free(server);
         g_ptr_array_unref(rec.inputs);
         rm_rf(dir);
@@ -729,8 +774,9 @@ static Suite *attach_suite(void)
 
         tc = tcase_create("backpressure");
         tcase_set_timeout(tc, 30);
-        tcase_add_test(tc, test_slow_client_dropped_fast_client_gets_everything);
-        tcase_add_test(tc, test_slow_client_with_input_keeps_input_until_it_hangs_up);
+        tcase_add_test(tc, test_slow_client_is_full_not_dropped_and_gets_every_byte);
+        tcase_add_test(tc, test_full_client_that_goes_away_releases_the_hold);
+        tcase_add_test(tc, test_input_paused_waits_in_the_socket_then_arrives_in_order);
         tcase_add_test(tc, test_close_flushes_queued_output_before_eof);
         tcase_add_test(tc, test_close_gives_up_after_timeout);
         suite_add_tcase(s, tc);

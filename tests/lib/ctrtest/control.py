@@ -11,7 +11,7 @@ import struct
 import time
 
 # attach frame types (CTRMON_ATTACH_FRAME_*)
-F_STDIN, F_STDOUT, F_STDERR, F_RESIZE, F_CLOSE_STDIN, F_EXIT = range(1, 7)
+F_STDIN, F_STDOUT, F_STDERR, F_RESIZE, F_CLOSE_STDIN, F_EXIT, F_DROPPED = range(1, 8)
 
 
 def api_socket_path(bundle_path):
