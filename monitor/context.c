@@ -262,8 +262,10 @@ void context_free(CtrmonContext *ctx)
                 g_source_remove(ctx->runtime_timeout_id);
         if (ctx->liveness_id)
                 g_source_remove(ctx->liveness_id);
-        stdio_relay_free(ctx->relay);
-        attach_server_free(ctx->attach);
+        /* The attach server first: dropping a full client releases its
+         * hold on the relay. */
+        g_clear_pointer(&ctx->attach, attach_server_free);
+        g_clear_pointer(&ctx->relay, stdio_relay_free);
         ctl_fifos_free(ctx->ctl);
         console_socket_free(ctx->console);
         oom_watch_free(ctx->oom);

@@ -209,6 +209,8 @@ static void lifecycle_attach_client_cb(bool connected, void *user_data)
 static void lifecycle_attach_backlog_cb(bool full, void *user_data)
 {
         CtrmonContext *ctx = user_data;
+        if (!ctx->relay)
+                return;
         if (full)
                 stdio_relay_hold_output(ctx->relay);
         else
