@@ -1,34 +1,29 @@
 """Rootless worlds: the same PodmanWorld, with podman run as the dedicated
-test user ctrmon-compat (created on first use with its own subuid/subgid
-range) through setpriv, with its own XDG_RUNTIME_DIR and storage owned by
+test user ctrmon-compat (created or repaired on first use by
+tests/lib/testusers.py: a regular user with home and subuid/subgid ranges
+of its own) through setpriv, with its own XDG_RUNTIME_DIR and storage owned by
 that user, and --network none (/dev/net/tun is root-only here).  The test
 itself stays root, so that it can read /proc of the user's monitors."""
 
 import os
 import pwd
 import signal
-import subprocess
+import sys
 
-from compat import PodmanWorld, proc_stat
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+
+import testusers  # noqa: E402
+from compat import PodmanWorld, proc_stat  # noqa: E402
 
 USER = "ctrmon-compat"
-SUBID_START, SUBID_COUNT = 300000, 65536
 BASE = "/var/tmp/ctrmon-compat-rl"
 
 
 def ensure_user():
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", "-c",
-                        "ctrmon compat tests", USER], check=True)
-    for f, opt in (("/etc/subuid", "--add-subuids"), ("/etc/subgid", "--add-subgids")):
-        with open(f) as fh:
-            if any(line.startswith(USER + ":") for line in fh):
-                continue
-        subprocess.run(["usermod", opt,
-                        f"{SUBID_START}-{SUBID_START + SUBID_COUNT - 1}", USER],
-                       check=True)
+    """USER created or repaired (regular uid, home, own group, login shell,
+    subuid/subgid ranges overlapping nobody's); its pwd entry."""
+    return testusers.ensure_user(USER, comment="ctrmon compat tests", shell="/bin/sh")
 
 
 def chown_tree(path, uid, gid):

@@ -8,7 +8,6 @@ build dir being the one CTRMON_BIN was built in, or $BUILD_DIR).
 import json
 import os
 import pty
-import pwd
 import re
 import select
 import signal
@@ -20,6 +19,7 @@ import pytest
 from ctrtest.monitor import Monitor, ctrmonctl_binary, monitor_binary, new_cid
 from ctrtest.runc import Runc
 from ctrtest.wait import wait_for
+from testusers import ensure_user
 
 TEST_USER = "ctrmon-test"
 
@@ -423,13 +423,9 @@ def test_missing_socket_is_125_with_message(work):
 
 
 def _ensure_test_user():
-    try:
-        return pwd.getpwnam(TEST_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home",
-                        "--shell", "/usr/sbin/nologin", TEST_USER],
-                       check=True, timeout=30)
-        return pwd.getpwnam(TEST_USER)
+    # the systemd suite's user too: regular, with home and subids, whichever
+    # suite ran first (tests/lib/testusers.py)
+    return ensure_user(TEST_USER)
 
 
 def test_other_user_refused_by_socket_directory_125(env):

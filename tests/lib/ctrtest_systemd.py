@@ -17,58 +17,22 @@ Env: CTRTEST_SYSTEMD_KEEP=1 leaves the sandbox up at session end;
      CTRTEST_SYSTEMD_NAME overrides the sandbox name (default ctrmon-pytest-<pid>).
 The file system, /tmp and the network are shared with the host.
 """
-import fcntl
 import os
-import pwd
 import subprocess
 
 import pytest
 
+import testusers  # tests/lib, on sys.path like this module
+
 HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "systemd-sandbox")
 TEST_USER = "ctrmon-test"
-SUBID_COUNT = 65536
-# flock()ed around the check-and-create. shadow's lckpwdf() takes fcntl locks on
-# it, which do not conflict with flock(); the file exists on every Debian
-# system, so nothing is left behind (/etc/passwd itself is replaced by rename).
-USER_LOCK = "/etc/.pwd.lock"
-
-
-def _parse_subids(path):
-    """[(name, start, count)] of an /etc/subuid-style file."""
-    out = []
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.strip().split(":")
-                if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-                    out.append((parts[0], int(parts[1]), int(parts[2])))
-    except FileNotFoundError:
-        pass
-    return out
 
 
 def ensure_user(name=TEST_USER):
-    """Create NAME (home, own group, /bin/bash) with subuid and subgid ranges if
-    it or its ranges are missing. Returns its pwd entry. Serialised with other
-    sessions doing the same (parallel suites in CI)."""
-    with open(USER_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            pw = pwd.getpwnam(name)
-        except KeyError:
-            subprocess.run(["useradd", "--create-home", "--user-group",
-                            "--shell", "/bin/bash", "--comment", "ctrmon tests", name],
-                           check=True, timeout=60)
-            pw = pwd.getpwnam(name)
-        for path, flag in (("/etc/subuid", "--add-subuids"),
-                           ("/etc/subgid", "--add-subgids")):
-            entries = _parse_subids(path)
-            if any(e[0] in (name, str(pw.pw_uid)) for e in entries):
-                continue
-            start = max([100000] + [s + c for _, s, c in entries])
-            subprocess.run(["usermod", flag, f"{start}-{start + SUBID_COUNT - 1}", name],
-                           check=True, timeout=60)
-    return pw
+    """NAME as a regular user with home, own group, login shell and subuid and
+    subgid ranges, created or repaired (tests/lib/testusers.py; journald keeps
+    a per-user journal only for a regular uid). Returns its pwd entry."""
+    return testusers.ensure_user(name)
 
 
 class SystemdSandbox:
