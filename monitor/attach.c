@@ -7,6 +7,8 @@
  * logs above g_debug: the monitor reads attach_server_get_stats(). */
 #include "attach.h"
 
+#include "fs-util.h"
+
 #include <ctrmon/error.h>
 #include <ctrmon/fd-util.h>
 
@@ -89,6 +91,8 @@ struct AttachServer {
         char *cuuid;
         char *link_path;       /* the name actually created (after the quirk) */
         bool link_created;
+        FsFileId link_id;      /* the link and socket we made, so that only */
+        FsFileId socket_id;    /* those are removed (issue 14)              */
         int dir_fd;            /* O_PATH: the bundle, reached via the link */
         int listen_fd;
         bool socket_created;
@@ -598,6 +602,7 @@ static int attach_server_make_link(AttachServer *server, GError **error)
                                               "Failed to create symlink %s for the attach socket",
                                               server->link_path);
         server->link_created = true;
+        (void) fs_file_id_at(AT_FDCWD, server->link_path, &server->link_id);
         return 0;
 }
 
@@ -634,9 +639,14 @@ static int attach_server_listen(AttachServer *server, GError **error)
         if (bind(server->listen_fd, (struct sockaddr *) &addr, sizeof(addr)) < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to bind the attach socket %s/attach", dir);
         server->socket_created = true;
+        (void) fs_file_id_at(server->dir_fd, "attach", &server->socket_id);
 
-        if (chmod(fd_path, 0700) < 0)
-                return ctrmon_set_error_errno(error, errno, "Failed to change the mode of %s/attach", dir);
+        /* Not chmod(fd_path): that follows whatever is at "attach" by now. */
+        int r = fs_chmod_nofollow_at(server->dir_fd, "attach", S_IFSOCK, 0700, error);
+        if (r < 0) {
+                g_prefix_error(error, "Failed to change the mode of %s/attach: ", dir);
+                return r;
+        }
         if (listen(server->listen_fd, ATTACH_BACKLOG) < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to listen on the attach socket %s/attach", dir);
 
@@ -744,14 +754,17 @@ void attach_server_close(AttachServer *server, int timeout_ms)
         while (server->clients)
                 attach_client_drop(server->clients->data);
 
+        /* Only what is still ours: a successor monitor on the same bundle
+         * (the engine's restart) has made its own socket and link there. */
+        int r;
         if (server->socket_created && server->dir_fd >= 0 &&
-            unlinkat(server->dir_fd, "attach", 0) < 0 && errno != ENOENT)
-                g_debug("Failed to remove the attach socket: %s", g_strerror(errno));
+            (r = fs_unlink_if_same_at(server->dir_fd, "attach", &server->socket_id)) < 0)
+                g_debug("Failed to remove the attach socket: %s", g_strerror(-r));
         server->socket_created = false;
         ctrmon_close_fd(&server->dir_fd);
 
-        if (server->link_created && unlink(server->link_path) < 0 && errno != ENOENT)
-                g_debug("Failed to remove %s: %s", server->link_path, g_strerror(errno));
+        if (server->link_created && (r = fs_unlink_if_same_at(AT_FDCWD, server->link_path, &server->link_id)) < 0)
+                g_debug("Failed to remove %s: %s", server->link_path, g_strerror(-r));
         server->link_created = false;
 }
 

@@ -25,34 +25,51 @@ struct ConsoleSocket {
         void *user_data;
 };
 
+/* "conmon-term." and six random letters or digits, as mkstemp() names it. */
+static void console_socket_random_name(char *x6)
+{
+        static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        for (int i = 0; i < 6; i++)
+                x6[i] = chars[g_random_int_range(0, (gint32) sizeof chars - 1)];
+}
+
 int console_socket_new(ConsoleSocket **ret_console, GError **error)
 {
         const char *tmpdir = g_getenv("TMPDIR");
         if (!tmpdir || !*tmpdir)
                 tmpdir = "/tmp";
 
-        /* A unique name from mkstemp, then the placeholder file is replaced
-         * by the socket. */
         g_autofree char *path = g_build_filename(tmpdir, "conmon-term.XXXXXX", NULL);
-        int tmp = mkostemp(path, O_CLOEXEC);
-        if (tmp < 0)
-                return ctrmon_set_error_errno(error, errno, "Failed to create the console socket name in %s", tmpdir);
-        close(tmp);
-        unlink(path);
-
         struct sockaddr_un addr = { .sun_family = AF_UNIX };
         if (strlen(path) >= sizeof addr.sun_path)
                 return ctrmon_set_error(error, ENAMETOOLONG,
                                         "Console socket path %s is longer than %zu bytes: set TMPDIR to a shorter directory",
                                         path, sizeof addr.sun_path - 1);
-        memcpy(addr.sun_path, path, strlen(path));
 
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to create the console socket");
-        if (bind(fd, (struct sockaddr *) &addr, sizeof addr) < 0)
-                return ctrmon_set_error_errno(error, errno, "Failed to bind the console socket %s", path);
-        if (chmod(path, 0700) < 0 || listen(fd, 128) < 0) {
+        /* bind() gives the file the socket inode's mode (minus the umask):
+         * 0700 from birth, so nothing is ever chmod'ed by name. conmon
+         * chmod()s the path after bind, which follows whatever has been put
+         * at the name by then (a symlink in a TMPDIR others can write). */
+        if (fchmod(fd, 0700) < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to set the console socket's mode");
+
+        /* bind() is the exclusive create: it never follows a symlink and
+         * fails with EADDRINUSE on any existing name. conmon reserves the
+         * name with mkstemp() and unlinks it again before bind(), a window
+         * in which anyone who can write TMPDIR can take the name. */
+        char *x6 = path + strlen(path) - 6;
+        for (int attempt = 0;; attempt++) {
+                console_socket_random_name(x6);
+                memcpy(addr.sun_path, path, strlen(path) + 1);
+                if (bind(fd, (struct sockaddr *) &addr, sizeof addr) == 0)
+                        break;
+                if (errno != EADDRINUSE || attempt >= 100)
+                        return ctrmon_set_error_errno(error, errno, "Failed to bind the console socket %s", path);
+        }
+        if (listen(fd, 128) < 0) {
                 int e = errno;
                 unlink(path);
                 return ctrmon_set_error_errno(error, e, "Failed to set up the console socket %s", path);

@@ -6,7 +6,10 @@
 
 typedef struct ConsoleSocket ConsoleSocket;
 
-/* Listen at $TMPDIR/conmon-term.XXXXXX (mode 0700). */
+/* Listen at $TMPDIR/conmon-term.XXXXXX, mode 0700 (less the umask) from its
+ * creation: the name is created by bind() itself (a random one, retried on
+ * EADDRINUSE), never reserved beforehand nor chmod()ed by name, so nothing
+ * planted in TMPDIR is ever followed. */
 int console_socket_new(ConsoleSocket **ret_console, GError **error);
 const char *console_socket_path(const ConsoleSocket *console);
 

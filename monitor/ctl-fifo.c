@@ -5,6 +5,8 @@
  * never logs above g_debug; a bad line from the engine is not our failure. */
 #include "ctl-fifo.h"
 
+#include "fs-util.h"
+
 #include <ctrmon/error.h>
 #include <ctrmon/fd-util.h>
 
@@ -31,6 +33,7 @@ typedef struct {
         char *path;
         int read_fd;
         int write_fd;
+        FsFileId id;           /* the FIFO we made, to remove only that one */
         GSource *source;
         CtlLineBuffer lb;
 } CtlFifo;
@@ -237,8 +240,16 @@ static void ctl_fifo_close(CtlFifo *fifo, bool unlink_file)
         }
         ctrmon_close_fd(&fifo->read_fd);
         ctrmon_close_fd(&fifo->write_fd);
-        if (unlink_file && fifo->path && unlink(fifo->path) < 0 && errno != ENOENT)
-                g_debug("Failed to remove %s: %s", fifo->path, g_strerror(errno));
+        /* Only if the name still is our FIFO: the engine may have started
+         * the next monitor on this bundle (restart policy), whose fresh
+         * FIFO must survive our exit. */
+        if (unlink_file && fifo->path) {
+                int r = fs_unlink_if_same_at(AT_FDCWD, fifo->path, &fifo->id);
+                if (r < 0)
+                        g_debug("Failed to remove %s: %s", fifo->path, g_strerror(-r));
+                else if (r == 0)
+                        g_debug("Not removing %s: it is no longer ours", fifo->path);
+        }
 }
 
 static int ctl_fifo_open(CtlFifo *fifo, const char *bundle, GError **error)
@@ -252,15 +263,26 @@ static int ctl_fifo_open(CtlFifo *fifo, const char *bundle, GError **error)
         if (mkfifo(fifo->path, 0660) < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to create FIFO %s", fifo->path);
 
-        fifo->read_fd = open(fifo->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        /* O_NOFOLLOW: whatever replaced the FIFO since mkfifo() is not
+         * followed, and it must still be a FIFO. */
+        fifo->read_fd = open(fifo->path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
         if (fifo->read_fd < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to open %s for reading", fifo->path);
+        struct stat st;
+        if (fstat(fifo->read_fd, &st) < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to stat %s", fifo->path);
+        if (!S_ISFIFO(st.st_mode))
+                return ctrmon_set_error(error, EEXIST, "%s was replaced by something that is not a FIFO", fifo->path);
+        fifo->id = (FsFileId) { .dev = st.st_dev, .ino = st.st_ino, .set = true };
 
         /* Our own writer: the FIFO never reaches EOF, so poll does not
          * report HUP every time the engine's writer closes, and the
-         * engine's open(O_WRONLY) never blocks. Does not block here either,
-         * since the read end is already open. */
-        fifo->write_fd = open(fifo->path, O_WRONLY | O_CLOEXEC);
+         * engine's open(O_WRONLY) never blocks. Opened through the read
+         * end, so it is the same FIFO whatever happened at the name since;
+         * it does not block, since that read end is open. */
+        char self_path[64];
+        g_snprintf(self_path, sizeof self_path, "/proc/self/fd/%d", fifo->read_fd);
+        fifo->write_fd = open(self_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
         if (fifo->write_fd < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to open %s for writing", fifo->path);
 

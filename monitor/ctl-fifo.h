@@ -19,7 +19,8 @@ typedef struct {
  * entries are replaced), open them and add GSources to the default context. */
 int ctl_fifos_new(const char *bundle, const CtlHandlers *handlers, CtlFifos **ret_fifos, GError **error);
 /* Closes the FIFOs. With `unlink_files`, removes them too (conmon leaves
- * them behind). */
+ * them behind), but only those still ours: a FIFO the engine's next monitor
+ * on the bundle has made at the name since is left alone. */
 void ctl_fifos_free(CtlFifos *fifos);
 void ctl_fifos_close(CtlFifos *fifos, bool unlink_files);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CtlFifos, ctl_fifos_free)

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "options.h"
+#include "ctrmon/error.h"
 #include <stdbool.h>
 
 void diag_init(CtrmonLogLevel level, bool use_syslog, const char *cid, const char *tag);
@@ -17,16 +18,17 @@ void diag_log(CtrmonLogLevel level, int errnum, const char *format, ...) G_GNUC_
 #define log_info(...) diag_log(CTRMON_LOG_LEVEL_INFO, 0, __VA_ARGS__)
 #define log_debug(...) diag_log(CTRMON_LOG_LEVEL_DEBUG, 0, __VA_ARGS__)
 
-/* Log with " <strerror(r)>" appended and return -|r|, in one step. */
+/* Log with " <strerror(r)>" appended and return -|r|, in one step; r == 0
+ * is reported as EIO, so an error path never returns success. */
 #define log_error_errno(r, ...)                                                 \
         ({                                                                      \
-                int _r = (r) < 0 ? -(r) : (r);                                  \
+                int _r = ctrmon_errno_nonzero(r);                               \
                 diag_log(CTRMON_LOG_LEVEL_ERROR, _r, __VA_ARGS__);              \
                 -_r;                                                            \
         })
 #define log_warning_errno(r, ...)                                               \
         ({                                                                      \
-                int _r = (r) < 0 ? -(r) : (r);                                  \
+                int _r = ctrmon_errno_nonzero(r);                               \
                 diag_log(CTRMON_LOG_LEVEL_WARNING, _r, __VA_ARGS__);            \
                 -_r;                                                            \
         })

@@ -250,6 +250,8 @@ static gboolean lifecycle_kill_grace_cb(gpointer user_data)
         return G_SOURCE_REMOVE;
 }
 
+static void lifecycle_kill_tree(pid_t pid, int depth);
+
 static gboolean lifecycle_timeout_cb(gpointer user_data)
 {
         CtrmonContext *ctx = user_data;
@@ -259,12 +261,15 @@ static gboolean lifecycle_timeout_cb(gpointer user_data)
         ctx->timed_out = true;
         log_info("Timeout of %d s reached: killing the container", ctx->opts->timeout);
         /* The whole process group, so nothing the process started outlives
-         * the timeout. */
+         * the timeout; but never our own group (a runtime that does not give
+         * the process a session of its own leaves it in ours: the monitor
+         * would kill itself) nor init's: then the process and what it
+         * started, found through /proc (issue 14). */
         pid_t pgid = getpgid(ctx->container_pid);
-        if (pgid > 1)
+        if (pgid > 1 && pgid != getpgrp())
                 kill(-pgid, SIGKILL);
         else
-                kill(ctx->container_pid, SIGKILL);
+                lifecycle_kill_tree(ctx->container_pid, 0);
         ctx->timeout_id = g_timeout_add(LIFECYCLE_KILL_GRACE_MS, lifecycle_kill_grace_cb, ctx);
         return G_SOURCE_REMOVE;
 }

@@ -227,18 +227,31 @@ static int k8s_file_open_new(const char *path, int extra_flags, GError **error)
 
 /* Reopen without --log-rotate: replace the file with an empty one. The old
  * fd stays in use until the new file is in place, so a failure loses no
- * output. */
+ * output.
+ *
+ * The replacement is created under a fresh random name with O_EXCL (and
+ * O_NOFOLLOW, for the record): whoever can write the log's directory cannot
+ * make the monitor, often root, open or truncate anything through a symlink
+ * planted at a predictable "<log>.tmp" (it did: a 0600 file elsewhere was
+ * emptied), and a stale name left by a crash cannot block us either. */
+#define K8S_FILE_TMP_ATTEMPTS 16
+
 static int k8s_file_truncate(K8sFileSink *s, GError **error)
 {
-        g_autofree char *tmp = g_strdup_printf("%s.tmp", s->path);
+        g_autofree char *tmp = NULL;
         _cleanup_close_ int fd = -1;
 
-        /* conmon opens the replacement without O_APPEND. ctrmon improvement:
-         * O_APPEND, so anything else appending to the log (or truncating it
-         * under us) cannot make our records overwrite each other. */
-        fd = k8s_file_open_new(tmp, O_TRUNC | O_APPEND, error);
-        if (fd < 0)
-                return fd;
+        for (int i = 0; fd < 0; i++) {
+                g_free(tmp);
+                tmp = g_strdup_printf("%s.tmp.%08" G_GINT32_MODIFIER "x", s->path, g_random_int());
+                /* conmon opens the replacement without O_APPEND. ctrmon
+                 * improvement: O_APPEND, so anything else appending to the
+                 * log (or truncating it under us) cannot make our records
+                 * overwrite each other. */
+                fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_APPEND | O_CLOEXEC, 0640);
+                if (fd < 0 && (errno != EEXIST || i + 1 >= K8S_FILE_TMP_ATTEMPTS))
+                        return ctrmon_set_error_errno(error, errno, "Failed to create %s", tmp);
+        }
 
         if (rename(tmp, s->path) < 0) {
                 int r = ctrmon_set_error_errno(error, errno, "Failed to rename %s to %s",

@@ -25,6 +25,13 @@
 /* --runtime-timeout: default, and the largest value (ms must fit a guint). */
 #define OPTIONS_RUNTIME_TIMEOUT_DEFAULT 300
 #define OPTIONS_RUNTIME_TIMEOUT_MAX 2000000
+/* --log-max-files: a rotation renames every backup slot, present or not
+ * (log-k8s-file.c), on the main loop: 128 renames take well under 1 ms,
+ * where 1e6 took 6 s per rotation and 5e6 lost the exit status. */
+#define OPTIONS_LOG_MAX_FILES_MAX 128
+/* --log-buffer-size: what a container that outruns its log may make the
+ * monitor hold in memory. */
+#define OPTIONS_LOG_BUFFER_SIZE_MAX (UINT64_C(1) << 30)
 
 /* Everything GOption writes into while parsing. GOption stores G_OPTION_ARG_NONE
  * as a gboolean (an int), so flags cannot point at CtrmonOptions' `bool`s;
@@ -84,13 +91,25 @@ static gboolean options_log_buffer_size_cb(G_GNUC_UNUSED const char *option_name
 {
         OptionsParse *p = data;
 
-        if (options_parse_size(value, &p->opts->log_buffer_size) < 0) {
+        uint64_t size;
+
+        if (options_parse_size(value, &size) < 0) {
                 g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                             "Invalid --log-buffer-size \"%s\": expected a byte count, optionally with a k, m or g "
                             "suffix (KiB, MiB, GiB)",
                             value);
                 return FALSE;
         }
+        /* The container decides how much of it is used: the bound is what a
+         * hostile one can make the monitor allocate. */
+        if (size > OPTIONS_LOG_BUFFER_SIZE_MAX) {
+                g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                            "Invalid --log-buffer-size \"%s\": must be between 0 and 1g (%" G_GUINT64_FORMAT
+                            " bytes)",
+                            value, OPTIONS_LOG_BUFFER_SIZE_MAX);
+                return FALSE;
+        }
+        p->opts->log_buffer_size = size;
         return TRUE;
 }
 
@@ -207,7 +226,7 @@ static GOptionContext *options_context_new(OptionsParse *p)
                 OPT_F("log-rotate", 0, &p->log_rotate,
                       "Rotate the k8s-file log (.1, .2, ...) instead of truncating it"),
                 { "log-max-files", 0, 0, G_OPTION_ARG_INT, &o->log_max_files,
-                  "Number of rotated k8s-file log backups to keep with --log-rotate (default: 1)", "N" },
+                  "Number of rotated k8s-file log backups to keep with --log-rotate (1-128, default: 1)", "N" },
                 OPT_SA("log-allowlist-dir", 0, &o->log_allowlist_dirs,
                        "Allowed parent directory of the k8s-file log when rotation recreates it; repeatable", "DIR"),
                 OPT_S("log-tag", 0, &o->log_tag,
@@ -221,8 +240,8 @@ static GOptionContext *options_context_new(OptionsParse *p)
                       "default because podman 4 cannot read such entries back; ctrmon only)"),
                 { "log-buffer-size", 0, 0, G_OPTION_ARG_CALLBACK, (gpointer) options_log_buffer_size_cb,
                   "Never let the container wait on its logs: buffer up to SIZE bytes of output (k, m, g "
-                  "suffixes) for a writer thread and drop, counted, what does not fit (default 0: lossless, "
-                  "the container waits for slow logs; ctrmon only)",
+                  "suffixes, at most 1g) for a writer thread and drop, counted, what does not fit (default 0: "
+                  "lossless, the container waits for slow logs; ctrmon only)",
                   "SIZE" },
 
                 /* the monitor's own diagnostics */
@@ -473,6 +492,11 @@ static const char *options_id_problem(const char *id)
                 return "must not be '.' or '..'";
         if (strchr(id, '/'))
                 return "must not contain '/'";
+        /* The cid is the runtime's last positional argument: "-x" or
+         * "--help" there is an option to runc and crun. podman's and CRI-O's
+         * ids and names never start with '-'. */
+        if (id[0] == '-')
+                return "must not start with '-'";
         for (const unsigned char *c = (const unsigned char *) id; *c; c++)
                 if (*c < 0x20 || *c == 0x7f)
                         return "must not contain control characters";
@@ -511,6 +535,30 @@ static int options_check_id(const char *id, const char *what, GError **error)
                 return 0;
         shown = options_id_display(id);
         return ctrmon_set_error(error, EINVAL, "[conmon:e]: Invalid %s '%s': %s", what, shown, problem);
+}
+
+/* -n is a journald field and a unit description, not a file name: only a
+ * leading '-' (an option to whatever gets it as an argument) is refused. */
+static int options_check_name(const char *name, GError **error)
+{
+        g_autofree char *shown = NULL;
+
+        if (!name || name[0] != '-')
+                return 0;
+        shown = options_id_display(name);
+        return ctrmon_set_error(error, EINVAL, "[conmon:e]: Invalid container name '%s': must not start with '-'",
+                                shown);
+}
+
+/* ctrmon hardening: upper bounds conmon does not have, on numbers whose
+ * cost the monitor pays on its main loop. */
+static int options_check_bounds(const CtrmonOptions *o, GError **error)
+{
+        if (o->log_max_files > OPTIONS_LOG_MAX_FILES_MAX)
+                return ctrmon_set_error(error, EINVAL,
+                                        "[conmon:e]: --log-max-files must be between 1 and %d, not %d",
+                                        OPTIONS_LOG_MAX_FILES_MAX, o->log_max_files);
+        return 0;
 }
 
 /* Step 16. A warning, like conmon's nwarn: filtered by --log-level, and also
@@ -627,6 +675,10 @@ static int options_validate(CtrmonOptions *o, OptionsParse *p, GError **error)
         r = options_check_id(o->cid, "container ID", error);
         if (r >= 0)
                 r = options_check_id(o->cuuid, "container UUID", error);
+        if (r >= 0)
+                r = options_check_name(o->name, error);
+        if (r >= 0)
+                r = options_check_bounds(o, error);
         if (r < 0) {
                 if (o->log.k8s_fd >= 0 && !log_existed) {
                         ctrmon_close_fd(&o->log.k8s_fd);

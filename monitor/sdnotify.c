@@ -4,6 +4,8 @@
  * container lie about the host's processes), and ctrmon's own client. */
 #include "sdnotify.h"
 
+#include "fs-util.h"
+
 #include "ctrmon/error.h"
 #include "ctrmon/fd-util.h"
 
@@ -17,13 +19,23 @@
 #include <unistd.h>
 
 #define SDNOTIFY_DATAGRAM_MAX 32768
+/* Datagrams taken per wake-up. The container can send as fast as it likes:
+ * draining the socket dry let six flooders hold the main loop for 0.5 s
+ * (the container's own output waited behind them). The rest waits in the
+ * socket, whose buffer is the bound on what is pending; nothing is queued
+ * here, and a full host socket drops (MSG_DONTWAIT), never blocks. */
+#define SDNOTIFY_BATCH 32
 
 struct SdNotifyRelay {
         int listen_fd;
         int host_fd;
+        int dir_fd;            /* O_PATH: <bundle>/notify                    */
+        FsFileId socket_id;    /* notify.sock as bound, removed only if same */
         char *path;
         guint source_id;
 };
+
+#define SDNOTIFY_SOCKET_NAME "notify.sock"
 
 static bool sdnotify_line_allowed(const char *line)
 {
@@ -61,7 +73,7 @@ static gboolean sdnotify_readable_cb(int fd, GIOCondition condition, gpointer us
 {
         SdNotifyRelay *relay = user_data;
         char buf[SDNOTIFY_DATAGRAM_MAX];
-        for (;;) {
+        for (int i = 0; i < SDNOTIFY_BATCH; i++) {
                 ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -114,25 +126,40 @@ static int sdnotify_fill_addr(const char *path, struct sockaddr_un *addr, sockle
 
 int sdnotify_relay_new(const char *bundle, const char *host_socket, SdNotifyRelay **ret_relay, GError **error)
 {
-        g_autofree char *path = g_build_filename(bundle, "notify", "notify.sock", NULL);
-        struct sockaddr_un addr;
-        socklen_t addr_len;
-        _cleanup_close_ int dirfd = -1;
-        int r = sdnotify_fill_addr(path, &addr, &addr_len, &dirfd, error);
-        if (r < 0)
-                return r;
+        g_autofree char *dir = g_build_filename(bundle, "notify", NULL);
+        g_autofree char *path = g_build_filename(dir, SDNOTIFY_SOCKET_NAME, NULL);
+        FsFileId socket_id = { 0 };
+        int r;
+
+        /* The container can write <bundle>/notify (it is bind-mounted in):
+         * every step below goes through this fd and never follows what is
+         * at notify.sock. The directory itself is the engine's; a symlink
+         * there is refused rather than followed. */
+        _cleanup_close_ int dir_fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to bind the notify socket %s: cannot open %s",
+                                              path, dir);
+        struct sockaddr_un addr = { .sun_family = AF_UNIX };
+        int n = g_snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/" SDNOTIFY_SOCKET_NAME, dir_fd);
+        g_assert(n > 0 && (size_t) n < sizeof addr.sun_path);
 
         _cleanup_close_ int listen_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (listen_fd < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to create the notify socket");
-        unlink(path);
-        if (bind(listen_fd, (struct sockaddr *) &addr, addr_len) < 0)
+        /* unlink() removes a planted symlink itself, not its target. */
+        (void) unlinkat(dir_fd, SDNOTIFY_SOCKET_NAME, 0);
+        if (bind(listen_fd, (struct sockaddr *) &addr, sizeof addr) < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to bind the notify socket %s", path);
-        /* The container's processes may run as any user. */
-        if (chmod(path, 0777) < 0) {
-                int e = errno;
-                unlink(path);
-                return ctrmon_set_error_errno(error, e, "Failed to chmod %s", path);
+        (void) fs_file_id_at(dir_fd, SDNOTIFY_SOCKET_NAME, &socket_id);
+        /* The container's processes may run as any user. Not chmod(path):
+         * the container may have replaced the socket by a symlink since
+         * bind(), and a chmod by name would make its target (any host file)
+         * 0777. Only our socket's inode is changed, or nothing. */
+        r = fs_chmod_nofollow_at(dir_fd, SDNOTIFY_SOCKET_NAME, S_IFSOCK, 0777, error);
+        if (r < 0) {
+                (void) fs_unlink_if_same_at(dir_fd, SDNOTIFY_SOCKET_NAME, &socket_id);
+                g_prefix_error(error, "Failed to set up the notify socket %s: ", path);
+                return r;
         }
 
         struct sockaddr_un host;
@@ -140,19 +167,21 @@ int sdnotify_relay_new(const char *bundle, const char *host_socket, SdNotifyRela
         _cleanup_close_ int host_dirfd = -1;
         r = sdnotify_fill_addr(host_socket, &host, &host_len, &host_dirfd, error);
         if (r < 0) {
-                unlink(path);
+                (void) fs_unlink_if_same_at(dir_fd, SDNOTIFY_SOCKET_NAME, &socket_id);
                 return r;
         }
         _cleanup_close_ int host_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (host_fd < 0 || connect(host_fd, (struct sockaddr *) &host, host_len) < 0) {
                 int e = errno;
-                unlink(path);
+                (void) fs_unlink_if_same_at(dir_fd, SDNOTIFY_SOCKET_NAME, &socket_id);
                 return ctrmon_set_error_errno(error, e, "Failed to connect to the host notify socket %s", host_socket);
         }
 
         SdNotifyRelay *relay = g_new0(SdNotifyRelay, 1);
         relay->listen_fd = TAKE_FD(listen_fd);
         relay->host_fd = TAKE_FD(host_fd);
+        relay->dir_fd = TAKE_FD(dir_fd);
+        relay->socket_id = socket_id;
         relay->path = g_steal_pointer(&path);
         relay->source_id = g_unix_fd_add(relay->listen_fd, G_IO_IN, sdnotify_readable_cb, relay);
         *ret_relay = relay;
@@ -167,8 +196,9 @@ void sdnotify_relay_free(SdNotifyRelay *relay)
                 g_source_remove(relay->source_id);
         ctrmon_close_fd(&relay->listen_fd);
         ctrmon_close_fd(&relay->host_fd);
-        if (relay->path)
-                unlink(relay->path);
+        if (relay->dir_fd >= 0)
+                (void) fs_unlink_if_same_at(relay->dir_fd, SDNOTIFY_SOCKET_NAME, &relay->socket_id);
+        ctrmon_close_fd(&relay->dir_fd);
         g_free(relay->path);
         g_free(relay);
 }

@@ -11,11 +11,15 @@
 
 typedef struct SdNotifyRelay SdNotifyRelay;
 
-/* Bind <bundle>/notify/notify.sock (mode 0777; the notify dir must exist) and
- * connect a datagram socket to `host_socket` (a path, or "@name" for the
- * abstract namespace). */
+/* Bind <bundle>/notify/notify.sock (mode 0777; the notify dir must exist and
+ * must not be a symlink) and connect a datagram socket to `host_socket` (a
+ * path, or "@name" for the abstract namespace). The container can write the
+ * notify dir: nothing there is followed (the mode is set on our socket's
+ * inode only). Each wake-up relays at most 32 datagrams; the rest waits in
+ * the socket, and a full host socket drops rather than queues. */
 int sdnotify_relay_new(const char *bundle, const char *host_socket, SdNotifyRelay **ret_relay, GError **error);
-/* Closes both sockets and removes notify.sock (conmon leaves it). */
+/* Closes both sockets and removes notify.sock if it still is ours (conmon
+ * leaves it). */
 void sdnotify_relay_free(SdNotifyRelay *relay);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SdNotifyRelay, sdnotify_relay_free)
 

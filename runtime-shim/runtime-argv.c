@@ -108,6 +108,10 @@ char **runtime_argv_build(const RuntimeCall *call)
                 runtime_argv_add(argv, call->console_socket);
         }
 
+        /* The cid is a positional word after options: one starting with '-'
+         * would be an option to runc and crun. The monitor refuses such ids
+         * at option parsing (options.c, issue 14), so none gets here; no
+         * "--" is added, since conmon's vectors do not have one. */
         runtime_argv_add(argv, call->cid);
 
         g_ptr_array_add(argv, NULL);

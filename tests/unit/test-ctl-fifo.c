@@ -483,6 +483,44 @@ START_TEST(test_fifo_replaces_stale_files)
 }
 END_TEST
 
+/* Issue 14: the engine's next monitor on the same bundle (restart policy)
+ * has made its own ctl and winsz by the time this one exits: only what is
+ * still ours is removed. Here the successor's ctl is a new FIFO and its
+ * winsz a regular file, each put in place by rename() as a successor's
+ * mkfifo over a removed name would be. */
+START_TEST(test_fifo_close_removes_only_its_own_fifos)
+{
+        g_autofree char *dir = make_tmpdir();
+        g_autofree char *ctl = g_build_filename(dir, "ctl", NULL);
+        g_autofree char *winsz = g_build_filename(dir, "winsz", NULL);
+        g_autofree char *next_ctl = g_build_filename(dir, "next-ctl", NULL);
+        g_autofree char *next_winsz = g_build_filename(dir, "next-winsz", NULL);
+        CtlHandlers h = { 0 };
+        CtlFifos *fifos = NULL;
+        GError *error = NULL;
+        struct stat before_ctl, before_winsz, st;
+
+        ck_assert_int_eq(ctl_fifos_new(dir, &h, &fifos, &error), 0);
+        ck_assert_int_eq(mkfifo(next_ctl, 0600), 0);
+        ck_assert(g_file_set_contents(next_winsz, "successor", -1, NULL));
+        ck_assert_int_eq(rename(next_ctl, ctl), 0);
+        ck_assert_int_eq(rename(next_winsz, winsz), 0);
+        ck_assert_int_eq(lstat(ctl, &before_ctl), 0);
+        ck_assert_int_eq(lstat(winsz, &before_winsz), 0);
+
+        ctl_fifos_close(fifos, true);
+
+        ck_assert_int_eq(lstat(ctl, &st), 0);
+        ck_assert(S_ISFIFO(st.st_mode));
+        ck_assert(st.st_ino == before_ctl.st_ino);
+        ck_assert_int_eq(lstat(winsz, &st), 0);
+        ck_assert(st.st_ino == before_winsz.st_ino);
+        ctl_fifos_free(fifos);
+        rm_rf(dir);
+}
+END_TEST
+
+
 START_TEST(test_fifo_missing_bundle_is_an_error)
 {
         CtlHandlers h = { 0 };
@@ -527,6 +565,7 @@ static Suite *ctl_fifo_suite(void)
         tcase_add_test(tc, test_fifo_ctl_resize_and_reopen_via_main_loop);
         tcase_add_test(tc, test_fifo_winsz_resize_via_main_loop);
         tcase_add_test(tc, test_fifo_replaces_stale_files);
+        tcase_add_test(tc, test_fifo_close_removes_only_its_own_fifos);
         tcase_add_test(tc, test_fifo_missing_bundle_is_an_error);
         suite_add_tcase(s, tc);
 

@@ -1,6 +1,11 @@
 /* Proves the exit and oom files (names, bytes, modes) and the exit command's
  * contract: args in order, delay, /dev/null stdio, no inherited fds. */
 #include "exit-report.h"
+#include "fs-util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 
 #include <check.h>
 #include <fcntl.h>
@@ -124,6 +129,185 @@ static guint entries_in(const char *dir)
                 n++;
         return n;
 }
+
+/* --- issue 14: names in directories others can write to (fs-util) --- */
+
+static char *make_secret(const char *name)
+{
+        char *path = g_build_filename(tmpdir, name, NULL);
+        ck_assert(g_file_set_contents(path, "top secret\n", -1, NULL));
+        ck_assert_int_eq(chmod(path, 0600), 0);
+        return path;
+}
+
+static void assert_secret_untouched(const char *path)
+{
+        g_autofree char *content = NULL;
+        struct stat st;
+        ck_assert(g_file_get_contents(path, &content, NULL, NULL));
+        ck_assert_str_eq(content, "top secret\n");
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 07777, 0600);
+}
+
+static void assert_regular_0644(const char *dir, const char *name)
+{
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        struct stat st;
+        ck_assert_int_eq(lstat(path, &st), 0);
+        ck_assert_msg(S_ISREG(st.st_mode), "%s is not a regular file (mode %o)", path, st.st_mode);
+        ck_assert_uint_eq(st.st_mode & 07777, 0644);
+        ck_assert_int_eq((int) st.st_size, 0);
+}
+
+/* <persist>/oom and <bundle>/oom planted as symlinks, one to a 0600 file,
+ * one to a name that does not exist: neither is followed (nothing is
+ * created at the dangling target), and both become empty files. */
+START_TEST(test_oom_files_never_follow_a_planted_symlink)
+{
+        g_autofree char *persist = g_build_filename(tmpdir, "persist", NULL);
+        g_autofree char *bundle = g_build_filename(tmpdir, "bundle", NULL);
+        g_autofree char *secret = make_secret("secret");
+        g_autofree char *nowhere = g_build_filename(tmpdir, "created-through-the-link", NULL);
+        g_autofree char *p_oom = g_build_filename(persist, "oom", NULL);
+        g_autofree char *b_oom = g_build_filename(bundle, "oom", NULL);
+        ck_assert_int_eq(g_mkdir_with_parents(persist, 0755), 0);
+        ck_assert_int_eq(g_mkdir_with_parents(bundle, 0755), 0);
+        ck_assert_int_eq(symlink(secret, p_oom), 0);
+        ck_assert_int_eq(symlink(nowhere, b_oom), 0);
+
+        GError *error = NULL;
+        ck_assert_msg(exit_report_write_oom(persist, bundle, &error) == 0, "%s", error ? error->message : "");
+        assert_secret_untouched(secret);
+        ck_assert_int_eq(access(nowhere, F_OK), -1);
+        assert_regular_0644(persist, "oom");
+        assert_regular_0644(bundle, "oom");
+        /* Again, with the files now there: still fine, still untouched. */
+        ck_assert_int_eq(exit_report_write_oom(persist, bundle, NULL), 0);
+        assert_regular_0644(bundle, "oom");
+}
+END_TEST
+
+/* A FIFO at <bundle>/oom made open(O_WRONLY) block the monitor forever at
+ * the container's OOM; a socket or a directory must not hang it either. */
+START_TEST(test_oom_file_over_a_fifo_does_not_block)
+{
+        g_autofree char *bundle = g_build_filename(tmpdir, "bundle", NULL);
+        g_autofree char *b_oom = g_build_filename(bundle, "oom", NULL);
+        g_autofree char *persist = g_build_filename(tmpdir, "persist", NULL);
+        g_autofree char *p_oom = g_build_filename(persist, "oom", NULL);
+        ck_assert_int_eq(g_mkdir_with_parents(bundle, 0755), 0);
+        ck_assert_int_eq(g_mkdir_with_parents(p_oom, 0755), 0);
+        ck_assert_int_eq(mkfifo(b_oom, 0600), 0);
+
+        alarm(5);
+        GError *error = NULL;
+        /* The directory is reported, the FIFO replaced. */
+        ck_assert_int_eq(exit_report_write_oom(persist, bundle, &error), -EISDIR);
+        alarm(0);
+        ck_assert_ptr_nonnull(error);
+        ck_assert_msg(strstr(error->message, p_oom) != NULL, "%s", error->message);
+        g_clear_error(&error);
+        assert_regular_0644(bundle, "oom");
+}
+END_TEST
+
+START_TEST(test_private_dir_is_made_0700_and_repaired)
+{
+        g_autofree char *dir = g_build_filename(tmpdir, "ctrmon", NULL);
+        struct stat st;
+        GError *error = NULL;
+
+        int fd = fs_open_private_dir(dir, 0700, &error);
+        ck_assert_msg(fd >= 0, "%s", error ? error->message : "");
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert(S_ISDIR(st.st_mode));
+        ck_assert_uint_eq(st.st_mode & 07777, 0700);
+        ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+        close(fd);
+
+        /* An existing one of ours with a wider mode is narrowed. */
+        ck_assert_int_eq(chmod(dir, 0755), 0);
+        fd = fs_open_private_dir(dir, 0700, &error);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_uint_eq(mode_of(tmpdir, "ctrmon"), 0700);
+}
+END_TEST
+
+/* <bundle>/ctrmon planted as a symlink to a 0600 file and to a directory of
+ * someone's: the targets keep their mode, the link is replaced by our own
+ * directory. Anything else in the way is refused, not removed. */
+START_TEST(test_private_dir_never_follows_a_planted_symlink)
+{
+        g_autofree char *dir = g_build_filename(tmpdir, "ctrmon", NULL);
+        g_autofree char *secret = make_secret("secret");
+        g_autofree char *other = g_build_filename(tmpdir, "other", NULL);
+        struct stat st;
+        GError *error = NULL;
+
+        ck_assert_int_eq(symlink(secret, dir), 0);
+        int fd = fs_open_private_dir(dir, 0700, &error);
+        ck_assert_msg(fd >= 0, "%s", error ? error->message : "");
+        close(fd);
+        assert_secret_untouched(secret);
+        ck_assert_int_eq(lstat(dir, &st), 0);
+        ck_assert(S_ISDIR(st.st_mode));
+        ck_assert_int_eq(rmdir(dir), 0);
+
+        ck_assert_int_eq(mkdir(other, 0755), 0);
+        ck_assert_int_eq(symlink(other, dir), 0);
+        fd = fs_open_private_dir(dir, 0700, &error);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_uint_eq(mode_of(tmpdir, "other"), 0755);
+        ck_assert_int_eq(rmdir(dir), 0);
+
+        /* A regular file: ENOTDIR, left alone. */
+        g_autofree char *file = make_secret("ctrmon");
+        ck_assert_int_eq(fs_open_private_dir(dir, 0700, &error), -ENOTDIR);
+        ck_assert_msg(strstr(error->message, dir) != NULL, "%s", error->message);
+        g_clear_error(&error);
+        assert_secret_untouched(file);
+        ck_assert_int_eq(unlink(file), 0);
+
+        /* A directory of another user's (needs root to stage). */
+        if (geteuid() == 0) {
+                ck_assert_int_eq(mkdir(dir, 0755), 0);
+                ck_assert_int_eq(chown(dir, 65534, 65534), 0);
+                ck_assert_int_eq(fs_open_private_dir(dir, 0700, &error), -EPERM);
+                ck_assert_msg(strstr(error->message, "owned by uid 65534") != NULL, "%s", error->message);
+                g_clear_error(&error);
+                ck_assert_uint_eq(mode_of(tmpdir, "ctrmon"), 0755);
+        }
+}
+END_TEST
+
+START_TEST(test_unlink_if_same_removes_only_the_recorded_file)
+{
+        g_autofree char *a = g_build_filename(tmpdir, "a", NULL);
+        g_autofree char *b = g_build_filename(tmpdir, "b", NULL);
+        FsFileId id = { 0 };
+
+        ck_assert(g_file_set_contents(a, "mine", -1, NULL));
+        ck_assert_int_eq(fs_file_id_at(AT_FDCWD, a, &id), 0);
+        /* Replaced under the same name: kept. */
+        ck_assert(g_file_set_contents(b, "theirs", -1, NULL));
+        ck_assert_int_eq(rename(b, a), 0);
+        ck_assert_int_eq(fs_unlink_if_same_at(AT_FDCWD, a, &id), 0);
+        ck_assert_int_eq(access(a, F_OK), 0);
+        /* Ours: removed; then gone: 0. */
+        ck_assert_int_eq(fs_file_id_at(AT_FDCWD, a, &id), 0);
+        ck_assert_int_eq(fs_unlink_if_same_at(AT_FDCWD, a, &id), 1);
+        ck_assert_int_eq(access(a, F_OK), -1);
+        ck_assert_int_eq(fs_unlink_if_same_at(AT_FDCWD, a, &id), 0);
+        /* Nothing recorded: nothing removed. */
+        FsFileId unset = { 0 };
+        ck_assert(g_file_set_contents(a, "x", -1, NULL));
+        ck_assert_int_eq(fs_unlink_if_same_at(AT_FDCWD, a, &unset), 0);
+        ck_assert_int_eq(access(a, F_OK), 0);
+}
+END_TEST
 
 START_TEST(test_prepared_exit_files_are_the_files_made_at_start_mode_0644)
 {
@@ -374,6 +558,11 @@ int main(void)
         tcase_add_test(tc, test_timeout_status_is_written_as_minus_one);
         tcase_add_test(tc, test_exit_file_in_missing_dir_fails_with_message);
         tcase_add_test(tc, test_oom_files_are_empty_mode_0644_in_both_dirs);
+        tcase_add_test(tc, test_oom_files_never_follow_a_planted_symlink);
+        tcase_add_test(tc, test_oom_file_over_a_fifo_does_not_block);
+        tcase_add_test(tc, test_private_dir_is_made_0700_and_repaired);
+        tcase_add_test(tc, test_private_dir_never_follows_a_planted_symlink);
+        tcase_add_test(tc, test_unlink_if_same_removes_only_the_recorded_file);
         tcase_add_test(tc, test_prepared_exit_files_are_the_files_made_at_start_mode_0644);
         tcase_add_test(tc, test_prepared_exit_file_arrives_by_rename_as_with_conmon);
         tcase_add_test(tc, test_prepared_exit_file_is_linked_where_at_empty_path_is_refused);

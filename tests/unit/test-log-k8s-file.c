@@ -610,6 +610,61 @@ START_TEST(test_rotate_via_reopen_moves_file_to_dot_1)
 }
 END_TEST
 
+/* Issue 14: whoever can write the log's directory plants "<log>.tmp" as a
+ * symlink to a 0600 file. The truncation (no --log-rotate) must neither
+ * open nor truncate the target, must not turn the log into a symlink, and
+ * must still truncate. */
+START_TEST(test_truncate_ignores_planted_tmp_symlink)
+{
+        g_autofree char *path = tmp_path("ctr.log");
+        g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
+        g_autofree char *secret = tmp_path("secret");
+        g_autoptr(LogSink) sink = new_sink(path, 100, 0);
+        struct stat st;
+
+        ck_assert(g_file_set_contents(secret, "top secret\n", -1, NULL));
+        ck_assert_int_eq(chmod(secret, 0600), 0);
+        ck_assert_int_eq(symlink(secret, tmp), 0);
+
+        /* 51-byte records, max 100: the third record truncates. */
+        write_rotating_lines(sink, 3);
+
+        assert_file_eq(secret, "top secret\n");
+        ck_assert_int_eq(stat(secret, &st), 0);
+        ck_assert_int_eq(st.st_mode & 07777, 0600);
+        ck_assert_int_eq(lstat(path, &st), 0);
+        ck_assert(S_ISREG(st.st_mode));
+        ck_assert_int_eq(st.st_mode & 07777, 0640);
+        assert_file_eq(path, REC(TS0_UTC, "stdout", "F", "lin03\n"));
+        /* The planted link is left alone, and nothing else is left over. */
+        ck_assert_int_eq(lstat(tmp, &st), 0);
+        ck_assert(S_ISLNK(st.st_mode));
+        g_autoptr(GDir) d = g_dir_open(tmp_dir, 0, NULL);
+        int n = 0;
+        while (g_dir_read_name(d))
+                n++;
+        ck_assert_int_eq(n, 3); /* ctr.log, ctr.log.tmp, secret */
+}
+END_TEST
+
+/* A regular "<log>.tmp" left behind (by an older monitor that died
+ * mid-truncation) neither blocks the truncation nor is written to. */
+START_TEST(test_truncate_with_stale_tmp_file)
+{
+        g_autofree char *path = tmp_path("ctr.log");
+        g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
+        g_autoptr(LogSink) sink = new_sink(path, 0, 0);
+        g_autoptr(GError) error = NULL;
+
+        ck_assert(g_file_set_contents(tmp, "stale", -1, NULL));
+        write_ok(sink, CTRMON_STREAM_STDOUT, &TS0, "before\n");
+        ck_assert_int_eq(sink->ops->reopen(sink, &error), 0);
+        write_ok(sink, CTRMON_STREAM_STDOUT, &TS0, "after\n");
+        assert_file_eq(path, REC(TS0_UTC, "stdout", "F", "after\n"));
+        assert_file_eq(tmp, "stale");
+}
+END_TEST
+
 /* The log path is a symlink: no rotation, no truncation, the file keeps
  * growing and every record over the limit retries (and reports). */
 START_TEST(test_rotate_refuses_symlink_and_file_keeps_growing)
@@ -902,6 +957,8 @@ static Suite *k8s_file_suite(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_reopen_without_rotate_truncates_and_keeps_writing);
         tcase_add_test(tc, test_reopen_after_external_rename_writes_new_file);
+        tcase_add_test(tc, test_truncate_ignores_planted_tmp_symlink);
+        tcase_add_test(tc, test_truncate_with_stale_tmp_file);
         tcase_add_test(tc, test_rotate_max_files_1_keeps_exactly_one_backup_not_conmons_two);
         tcase_add_test(tc, test_rotate_max_files_3_shifts_backups);
         tcase_add_test(tc, test_rotate_via_reopen_moves_file_to_dot_1);

@@ -845,6 +845,11 @@ START_TEST(test_invalid_ids_rejected)
                 { CID, "../x", "[conmon:e]: Invalid container UUID '../x': must not contain '/'" },
                 { CID, "", "[conmon:e]: Invalid container UUID '': must not be empty" },
                 { CID, "\t", "[conmon:e]: Invalid container UUID '\\x09': must not contain control characters" },
+                /* the cid is the runtime's last word: no option there */
+                { "-h", CUUID, "[conmon:e]: Invalid container ID '-h': must not start with '-'" },
+                { "--help", CUUID, "[conmon:e]: Invalid container ID '--help': must not start with '-'" },
+                { "-", CUUID, "[conmon:e]: Invalid container ID '-': must not start with '-'" },
+                { CID, "--all", "[conmon:e]: Invalid container UUID '--all': must not start with '-'" },
         };
         g_autoptr(GPtrArray) ok = args_new();
         g_autoptr(GPtrArray) order = args_new();
@@ -865,6 +870,69 @@ START_TEST(test_invalid_ids_rejected)
         args_add(ok, "-c", maxid, "-u", "caf\xc3\xa9-uuid_1.2:3", "-r", RUNTIME, "-l", "none", NULL);
         o = expect_ok(ok);
         ck_assert_str_eq(o->cid, maxid);
+}
+END_TEST
+
+/* Issue 14: an id that starts with '-' would reach the runtime as an option
+ * ("runc create ... --help" prints help and exits 0): refused, with a
+ * message, for -c, -u and -n, and nothing created (the k8s-file log). */
+START_TEST(test_ids_starting_with_dash_refused)
+{
+        g_autoptr(GPtrArray) name = args_new();
+        g_autoptr(GPtrArray) cid_log = args_new();
+        g_autoptr(GPtrArray) dash_inside = args_new();
+        g_autoptr(CtrmonOptions) o = NULL;
+
+        args_add(name, "-c", CID, "-u", CUUID, "-n", "--rm", "-r", RUNTIME, "-l", "none", NULL);
+        expect_error(name, "[conmon:e]: Invalid container name '--rm': must not start with '-'");
+
+        args_add(cid_log, "-c", "--version", "-u", CUUID, "-r", RUNTIME, "-l", "k8s-file:ctr.log", NULL);
+        expect_error(cid_log, "[conmon:e]: Invalid container ID '--version': must not start with '-'");
+        ck_assert_int_eq(access("ctr.log", F_OK), -1);
+
+        /* '-' anywhere but first is fine (podman's names may hold it). */
+        args_add(dash_inside, "-c", "a-" CID, "-u", "u-1", "-n", "web-1", "-r", RUNTIME, "-l", "none", NULL);
+        o = expect_ok(dash_inside);
+        ck_assert_str_eq(o->name, "web-1");
+}
+END_TEST
+
+/* Issue 14: --log-max-files is bounded (every rotation renames each slot on
+ * the main loop); --log-buffer-size too (what the container can make the
+ * monitor hold). The bounds themselves are accepted. */
+START_TEST(test_numeric_upper_bounds)
+{
+        g_autoptr(GPtrArray) files = args_new();
+        g_autoptr(GPtrArray) files_huge = args_new();
+        g_autoptr(GPtrArray) files_max = args_new();
+        g_autoptr(GPtrArray) buf = args_new();
+        g_autoptr(GPtrArray) buf_max = args_new();
+        g_autoptr(CtrmonOptions) o1 = NULL, o2 = NULL;
+
+        args_add_base(files);
+        args_add(files, "-l", "k8s-file:ctr.log", "--log-rotate", "--log-max-files", "129", NULL);
+        expect_error(files, "[conmon:e]: --log-max-files must be between 1 and 128, not 129");
+        ck_assert_int_eq(access("ctr.log", F_OK), -1);
+
+        args_add_base(files_huge);
+        args_add(files_huge, "-l", "none", "--log-max-files", "5000000", NULL);
+        expect_error(files_huge, "[conmon:e]: --log-max-files must be between 1 and 128, not 5000000");
+
+        args_add_base(files_max);
+        args_add(files_max, "-l", "none", "--log-rotate", "--log-max-files", "128", "--log-buffer-size", "1g", NULL);
+        o1 = expect_ok(files_max);
+        ck_assert_int_eq(o1->log_max_files, 128);
+        ck_assert(o1->log_buffer_size == (UINT64_C(1) << 30));
+
+        args_add_base(buf);
+        args_add(buf, "-l", "none", "--log-buffer-size", "1073741825", NULL);
+        expect_error(buf, "conmon: option parsing failed: Invalid --log-buffer-size \"1073741825\": must be "
+                          "between 0 and 1g (1073741824 bytes)");
+
+        args_add_base(buf_max);
+        args_add(buf_max, "-l", "none", "--log-buffer-size", "0", NULL);
+        o2 = expect_ok(buf_max);
+        ck_assert(o2->log_buffer_size == 0);
 }
 END_TEST
 
@@ -1018,6 +1086,8 @@ static Suite *options_suite(void)
         tcase_add_test(validate, test_step16_partial_message_warning);
         tcase_add_test(validate, test_exec_attach_valid);
         tcase_add_test(validate, test_invalid_ids_rejected);
+        tcase_add_test(validate, test_ids_starting_with_dash_refused);
+        tcase_add_test(validate, test_numeric_upper_bounds);
         tcase_add_test(validate, test_legacy_exec_without_cuuid_ok);
         suite_add_tcase(s, validate);
 

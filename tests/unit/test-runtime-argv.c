@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "runtime-shim.h"
+#include "ctrmon/error.h"
+
+#include <limits.h>
 
 #define RT "/usr/bin/runc"
 #define BUNDLE "/run/b"
@@ -450,6 +453,51 @@ START_TEST(test_kill_all_has_global_args_then_kill_all_cid_signal)
 }
 END_TEST
 
+/* --- include/ctrmon/error.h, shared by the shim and the monitor --- */
+
+/* errno may be 0 when a failing call did not set it (or was clobbered):
+ * the error helpers must still report a failure, never "success". */
+START_TEST(test_error_errno_zero_is_eio)
+{
+        GError *error = NULL;
+        int r = ctrmon_set_error_errno(&error, 0, "Failed to frob %s", "x");
+
+        ck_assert_int_eq(r, -EIO);
+        ck_assert_ptr_nonnull(error);
+        ck_assert_int_eq(error->code, EIO);
+        ck_assert_str_eq(error->message, "Failed to frob x: Input/output error");
+        g_clear_error(&error);
+
+        r = ctrmon_set_error(&error, 0, "plain");
+        ck_assert_int_eq(r, -EIO);
+        ck_assert_int_eq(error->code, EIO);
+        g_clear_error(&error);
+
+        /* NULL GError: the return value alone must still be a failure. */
+        ck_assert_int_eq(ctrmon_set_error_errno(NULL, 0, "x"), -EIO);
+        ck_assert_int_eq(ctrmon_set_error(NULL, 0, "x"), -EIO);
+}
+END_TEST
+
+START_TEST(test_error_errno_sign_is_normalised)
+{
+        GError *error = NULL;
+
+        ck_assert_int_eq(ctrmon_set_error_errno(&error, ENOENT, "a"), -ENOENT);
+        ck_assert_int_eq(error->code, ENOENT);
+        g_clear_error(&error);
+        ck_assert_int_eq(ctrmon_set_error_errno(&error, -EPERM, "b"), -EPERM);
+        ck_assert_int_eq(error->code, EPERM);
+        g_clear_error(&error);
+        /* -INT_MIN does not exist: no undefined negation, still a failure. */
+        ck_assert_int_eq(ctrmon_set_error(&error, INT_MIN, "c"), -EIO);
+        g_clear_error(&error);
+        ck_assert_int_eq(ctrmon_errno_nonzero(0), EIO);
+        ck_assert_int_eq(ctrmon_errno_nonzero(-EAGAIN), EAGAIN);
+        ck_assert_int_eq(ctrmon_errno_nonzero(EAGAIN), EAGAIN);
+}
+END_TEST
+
 static Suite *runtime_argv_suite(void)
 {
         Suite *s = suite_create("runtime-argv");
@@ -483,6 +531,11 @@ static Suite *runtime_argv_suite(void)
         tcase_add_test(tc, test_exec_full_exact_order);
         tcase_add_test(tc, test_exec_ignores_create_only_flags);
         tcase_add_test(tc, test_exec_console_socket_only);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("error.h");
+        tcase_add_test(tc, test_error_errno_zero_is_eio);
+        tcase_add_test(tc, test_error_errno_sign_is_normalised);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("purity");

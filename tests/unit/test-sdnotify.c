@@ -4,6 +4,9 @@
 #include "sdnotify.h"
 
 #include <check.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -155,6 +158,137 @@ START_TEST(test_relay_binds_under_a_bundle_path_longer_than_sun_path)
 }
 END_TEST
 
+/* Issue 14: the container floods notify.sock. One wake-up of the relay
+ * takes a bounded batch, so the rest of the main loop (the container's
+ * output) gets its turn; nothing is lost, the rest waits in the socket. */
+START_TEST(test_relay_takes_a_bounded_batch_per_wakeup)
+{
+        g_autofree char *dir = g_dir_make_tmp("ctrmon-notify-XXXXXX", NULL);
+        g_autofree char *notify_dir = g_build_filename(dir, "notify", NULL);
+        g_mkdir_with_parents(notify_dir, 0755);
+        g_autofree char *host = g_build_filename(dir, "host.sock", NULL);
+        int host_fd = bind_dgram(host);
+        SdNotifyRelay *relay = NULL;
+        GError *error = NULL;
+        ck_assert_int_eq(sdnotify_relay_new(dir, host, &relay, &error), 0);
+        g_autofree char *sock = g_build_filename(notify_dir, "notify.sock", NULL);
+
+        for (int i = 0; i < 100; i++)
+                send_to(sock, "STATUS=flood");
+        /* The first dispatch: at most 32 of the 100. */
+        char buf[64];
+        int got = 0;
+        gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+        while (got == 0) {
+                ck_assert(g_get_monotonic_time() < deadline);
+                g_main_context_iteration(NULL, FALSE);
+                while (recv(host_fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+                        got++;
+        }
+        ck_assert_int_le(got, 32);
+        /* And every one of them in the end. */
+        while (got < 100) {
+                ck_assert_msg(g_get_monotonic_time() < deadline, "only %d of 100 relayed", got);
+                g_main_context_iteration(NULL, FALSE);
+                while (recv(host_fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+                        got++;
+        }
+        sdnotify_relay_free(relay);
+        close(host_fd);
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+typedef struct {
+        const char *notify_dir;
+        const char *target;
+        atomic_bool stop;
+} Planter;
+
+/* What a hostile container does to the notify dir it can write: put a
+ * symlink to a host file at notify.sock, as often as it can. */
+static gpointer planter_thread(gpointer data)
+{
+        Planter *p = data;
+        g_autofree char *tmp = g_build_filename(p->notify_dir, ".plant", NULL);
+        g_autofree char *sock = g_build_filename(p->notify_dir, "notify.sock", NULL);
+        while (!atomic_load(&p->stop)) {
+                (void) unlink(tmp);
+                if (symlink(p->target, tmp) == 0)
+                        (void) rename(tmp, sock);
+        }
+        (void) unlink(tmp);
+        return NULL;
+}
+
+/* Issue 14: the relay made notify.sock 0777 with chmod(path) after bind():
+ * a container that replaced the socket by a symlink in between had the
+ * (root) monitor chmod the symlink's target, any host file. Raced here:
+ * the target, a 0600 file of ours, must keep its mode. */
+START_TEST(test_relay_never_chmods_through_a_planted_symlink)
+{
+        umask(022);
+        g_autofree char *dir = g_dir_make_tmp("ctrmon-notify-XXXXXX", NULL);
+        g_autofree char *notify_dir = g_build_filename(dir, "notify", NULL);
+        g_mkdir_with_parents(notify_dir, 0755);
+        g_autofree char *host = g_build_filename(dir, "host.sock", NULL);
+        g_autofree char *secret = g_build_filename(dir, "secret", NULL);
+        ck_assert(g_file_set_contents(secret, "top secret\n", -1, NULL));
+        ck_assert_int_eq(chmod(secret, 0600), 0);
+        int host_fd = bind_dgram(host);
+
+        Planter p = { .notify_dir = notify_dir, .target = secret };
+        GThread *t = g_thread_new("planter", planter_thread, &p);
+        int ok = 0, refused = 0;
+        gint64 end = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+        for (int i = 0; i < 20000 && g_get_monotonic_time() < end; i++) {
+                SdNotifyRelay *relay = NULL;
+                GError *error = NULL;
+                if (sdnotify_relay_new(dir, host, &relay, &error) == 0)
+                        ok++;
+                else
+                        refused++;
+                g_clear_error(&error);
+                sdnotify_relay_free(relay);
+                struct stat st;
+                ck_assert_int_eq(stat(secret, &st), 0);
+                ck_assert_msg((st.st_mode & 07777) == 0600, "the target became %o after %d tries",
+                              st.st_mode & 07777, i + 1);
+        }
+        atomic_store(&p.stop, true);
+        g_thread_join(t);
+        g_autofree char *content = NULL;
+        ck_assert(g_file_get_contents(secret, &content, NULL, NULL));
+        ck_assert_str_eq(content, "top secret\n");
+        ck_assert_int_gt(ok + refused, 0);
+        close(host_fd);
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* <bundle>/notify itself a symlink (to a directory of someone's): refused,
+ * nothing made there. */
+START_TEST(test_relay_refuses_a_symlinked_notify_dir)
+{
+        g_autofree char *dir = g_dir_make_tmp("ctrmon-notify-XXXXXX", NULL);
+        g_autofree char *elsewhere = g_build_filename(dir, "elsewhere", NULL);
+        g_autofree char *notify_dir = g_build_filename(dir, "notify", NULL);
+        g_mkdir_with_parents(elsewhere, 0755);
+        ck_assert_int_eq(symlink(elsewhere, notify_dir), 0);
+        SdNotifyRelay *relay = NULL;
+        GError *error = NULL;
+        ck_assert_int_lt(sdnotify_relay_new(dir, "/run/nowhere.sock", &relay, &error), 0);
+        ck_assert(strstr(error->message, "Failed to bind the notify socket") != NULL);
+        g_error_free(error);
+        g_autofree char *planted = g_build_filename(elsewhere, "notify.sock", NULL);
+        ck_assert_int_eq(access(planted, F_OK), -1);
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("sdnotify");
@@ -164,6 +298,9 @@ int main(void)
         tcase_add_test(tc, test_relay_forwards_filtered_datagram_and_removes_socket);
         tcase_add_test(tc, test_relay_without_notify_dir_fails_clearly);
         tcase_add_test(tc, test_relay_binds_under_a_bundle_path_longer_than_sun_path);
+        tcase_add_test(tc, test_relay_takes_a_bounded_batch_per_wakeup);
+        tcase_add_test(tc, test_relay_never_chmods_through_a_planted_symlink);
+        tcase_add_test(tc, test_relay_refuses_a_symlinked_notify_dir);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
