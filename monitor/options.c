@@ -300,9 +300,10 @@ int options_parse_size(const char *s, uint64_t *ret_bytes)
         if (!s || !g_ascii_isdigit(*s))
                 return -EINVAL;
         for (; g_ascii_isdigit(*p); p++) {
-                if (value > (UINT64_MAX - 9) / 10)
+                uint64_t digit = (uint64_t) (*p - '0');
+                if (value > (UINT64_MAX - digit) / 10)
                         return -ERANGE;
-                value = value * 10 + (uint64_t) (*p - '0');
+                value = value * 10 + digit;
         }
         switch (g_ascii_tolower(*p)) {
         case '\0':

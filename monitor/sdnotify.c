@@ -74,11 +74,18 @@ static gboolean sdnotify_readable_cb(int fd, GIOCondition condition, gpointer us
         SdNotifyRelay *relay = user_data;
         char buf[SDNOTIFY_DATAGRAM_MAX];
         for (int i = 0; i < SDNOTIFY_BATCH; i++) {
-                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+                /* MSG_TRUNC: the datagram's real length. A truncated one is
+                 * dropped whole, as systemd does: its cut last line could
+                 * read as another command ("READY=10" cut to "READY=1"). */
+                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
                         break;
+                if ((size_t) n > sizeof buf) {
+                        g_debug("Dropped a notify message of %zd bytes (over %zu)", n, sizeof buf);
+                        continue;
+                }
                 g_autofree char *filtered = sdnotify_filter(buf, (size_t) n);
                 if (filtered && send(relay->host_fd, filtered, strlen(filtered), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
                         g_debug("Failed to relay a notify message: %s", g_strerror(errno));

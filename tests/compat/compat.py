@@ -86,6 +86,9 @@ class Obs(dict):
     def __init__(self, scenario):
         super().__init__()
         self.scenario = scenario
+        # measurements shown under the table but not compared (e.g. a
+        # monitor's peak RSS; what is compared is a bound on it)
+        self.notes = {}
 
     def name(self, suffix="a"):
         return f"{self.scenario.slug}-{suffix}"
@@ -301,6 +304,9 @@ class Pair:
             fb = ex.submit(run_in_world, self.mine, sc)
             (a, _), (b, _) = fa.result(), fb.result()
         verdict, lines = compare(sc, a, b)
+        for k in sorted(set(a.notes) | set(b.notes)):
+            lines = lines + [f"{k} (not compared): conmon {a.notes.get(k, '-')}, "
+                             f"ctrmon {b.notes.get(k, '-')}"]
         name = f"{sc.name} ({self.label})" if self.label else sc.name
         table.append((name, summary(a), summary(b), verdict, lines,
                       a.seconds, b.seconds))
@@ -319,7 +325,7 @@ def format_table(rows):
             lines.append("-+-".join("-" * w for w in widths) + "-+-" + "-" * 7)
     details = [f"  {r[0]}: {d}" for r in rows for d in r[4]]
     if details:
-        lines += ["", "differences and documented fixes:"] + details
+        lines += ["", "differences, documented fixes and notes:"] + details
     return "\n".join(lines) + "\n"
 
 

@@ -17,10 +17,12 @@ import subprocess
 import termios
 import time
 
-from compat import (HEX64, IMAGE, LEAKED_FIFOS, blob, scenario, stop_if_running,
-                    wait_until)
+from compat import (HEX64, IMAGE, LEAKED_FIFOS, Fix, blob, scenario,
+                    stop_if_running, wait_until)
 from scenarios import gated, logs, run_d, state, wait_logs
 from notifysock import NotifySocket  # tests/podman, on the path by compat
+from slowio import (MiB, Drain, Feeder, RssSampler, SlowReader, Terminal,  # ditto
+                    data_file, sizes)
 
 ALL = True   # every scenario here also runs rootless (see each decorator)
 
@@ -458,3 +460,178 @@ def s_sdnotify_container(w, o):
     o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
     state(w, o, n)
 
+
+# -- back-pressure: slow consumers, big stdin, the caller's terminal size ------
+# The podman suite's test_backpressure.py, compared between the monitors
+# (helpers in tests/podman/slowio.py).
+
+BP_OUT = 100_000_000       # bytes cat'ed to a slow consumer
+BP_IN = 2_000_000_000      # bytes piped into a container that first sleeps
+BP_HOLD = 2                # seconds the container reads no stdin
+BP_RSS_LIMIT_KIB = 16 * 1024
+BP_HELD = 64 * MiB         # podman sent less than this while nothing read
+SMALL_RSS = Fix(True, "ctrmon bounds the container's stdin queue (~1 MiB) "
+                "and then stops reading podman: its RSS stays below 16 MiB")
+
+
+def bp_data(w):
+    """(path, sha256) of BP_OUT pattern bytes in the world's scratch dir:
+    the same bytes in every world."""
+    path = os.path.join(w.scratch, "bp-data")
+    return path, data_file(path, BP_OUT, seed=7)
+
+
+def bp_slow_consume(o, key, p, sha):
+    """podman's stdout to a consumer that reads nothing for 3 s, then 64 KiB
+    every 2 ms; records KEY.rc, the bytes it got, whether they are the
+    file, and podman's stderr."""
+    r, e = SlowReader(p.stdout.fileno(), delay=3), Drain(p.stderr.fileno())
+    r.start()
+    e.start()
+    r.join(180)
+    e.join(30)
+    o[key + ".rc"] = finish(p, 60)
+    o[key + ".bytes"] = r.nbytes
+    o[key + ".sha256 is the file's"] = r.sha256 == sha
+    o[key + ".err"] = blob(e.data)
+
+
+@scenario("backpressure: slow consumer of run and exec output",
+          fixes={"files-exited": LEAKED_FIFOS}, rootless=ALL)
+def s_bp_slow_consumer(w, o):
+    path, sha = bp_data(w)
+    vol = ["-v", f"{path}:/data:ro"]
+    g = w.gate()
+    n = o.name("run")
+    p = w.popen("run", "--name", n, *g.volume, *vol, IMAGE, "sh", "-c",
+                g.wait_cmd("go", "cat /data"))
+    try:
+        w.verify_monitor(n)
+        g.open()
+        bp_slow_consume(o, "run", p, sha)
+    finally:
+        stop_if_running(p)
+    state(w, o, n)
+    n = o.name("exec")
+    run_d(w, o, n, "sleep", "1000", args=vol)
+    # exec has no log: the attach socket carries the only copy
+    p = w.popen("exec", n, "cat", "/data")
+    try:
+        bp_slow_consume(o, "exec", p, sha)
+    finally:
+        stop_if_running(p)
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+
+
+def bp_feed(w, o, key, p, gate, monitor_pid):
+    """BP_IN pattern bytes into podman's stdin while the container waits at
+    gate/read, which opens once podman is held; then the container md5sums
+    its stdin.  Records KEY.rc/.out/.err, whether podman was held while
+    nothing read and whether the monitor's peak RSS (sampled throughout)
+    stayed below 16 MiB; the peak itself and the bytes sent before the gate
+    opened are notes."""
+    f = Feeder(p.stdin, BP_IN)
+    out, err = Drain(p.stdout.fileno()), Drain(p.stderr.fileno())
+    f.start()
+    out.start()
+    err.start()
+    s = RssSampler(monitor_pid())
+    s.start()
+    sent, stalled = f.held(BP_HOLD)
+    gate.open("read")
+    for t in (f, out, err):
+        t.join(240)
+    s.stop()
+    o[key + ".rc"] = finish(p, 60)
+    o[key + ".out"] = out.data
+    o[key + ".err"] = blob(err.data)
+    o[key + ".md5 of what was sent"] = f"{f.digest}  -\n".encode()
+    o[key + ".sent"] = f.sent if f.error is None else f"{f.sent} {f.error!r}"
+    o[key + ".held while nothing read"] = stalled and sent < BP_HELD
+    o[key + ".monitor RSS < 16 MiB"] = 0 < s.peak_kib < BP_RSS_LIMIT_KIB
+    o.notes[key + " monitor peak VmRSS"] = f"{s.peak_kib} kB ({s.samples} samples)"
+    o.notes[key + " sent while nothing read"] = sent
+
+
+@scenario("backpressure: 2 GB into exec -i and run -i",
+          fixes={"files-exited": LEAKED_FIFOS,
+                 "exec-i.monitor RSS < 16 MiB": SMALL_RSS,
+                 "run-i.monitor RSS < 16 MiB": SMALL_RSS}, rootless=ALL)
+def s_bp_big_stdin(w, o):
+    g = w.gate()
+    reader = g.wait_cmd("read", "md5sum")
+    n = o.name()
+    run_d(w, o, n, "sleep", "1000", args=g.volume)
+
+    def exec_monitor():
+        mons = wait_until(lambda: w.exec_monitors(n), 30, what="the exec monitor")
+        o["exec monitor is the world's"] = [e == w.monitor_real for _, e in mons]
+        return mons[0][0]
+    p = w.popen("exec", "-i", n, "sh", "-c", reader, stdin=subprocess.PIPE)
+    try:
+        bp_feed(w, o, "exec-i", p, g, exec_monitor)
+    finally:
+        stop_if_running(p)
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+    g = w.gate()
+    n = o.name("run")
+    p = w.popen("run", "-i", "--name", n, *g.volume, IMAGE, "sh", "-c",
+                g.wait_cmd("read", "md5sum"), stdin=subprocess.PIPE)
+    try:
+        bp_feed(w, o, "run-i", p, g, lambda: w.verify_monitor(n).conmon_pid)
+    finally:
+        stop_if_running(p)
+    state(w, o, n)
+
+
+def bp_terminal(w, o, key, args, then=None):
+    """podman ARGS under `script` on a 33x101 terminal (slowio.Terminal);
+    `then(t)` drives it; records KEY.rc and the sizes `stty size` printed."""
+    t = Terminal(w.argv(*args), w.env, 33, 101)
+    try:
+        if then:
+            then(t)
+        rc, buf = t.finish(60)
+    finally:
+        t.close()
+    o[key + ".rc"] = rc
+    o[key + ".stty size"] = sizes(buf)
+    return buf
+
+
+@scenario("backpressure: caller's size for exec -it, run -it, start -ai",
+          fixes={"files-exited": LEAKED_FIFOS}, rootless=ALL)
+def s_bp_terminal_size(w, o):
+    n = o.name()
+    run_d(w, o, n, "sleep", "1000")
+    bp_terminal(w, o, "exec-it", ("exec", "-it", n, "stty", "size"))
+
+    # typed the moment podman starts: podman forwards it once attached,
+    # before the runtime handed the exec monitor the pty
+    def early_input(t):
+        t.type(b"echo hi-$((40+2))\r")
+        try:
+            t.wait_for(lambda b: b"hi-42\r\n" in b, 20, "the answer")
+            o["exec-it early input answered"] = True
+        except AssertionError:
+            o["exec-it early input answered"] = False
+        t.type(b"exit 3\r")
+    bp_terminal(w, o, "exec-it-early", ("exec", "-it", n, "sh"), early_input)
+    o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
+
+    for key, create in (("run-it", False), ("start-ai", True)):
+        g = w.gate()
+        n = o.name(key)
+        cmd = ["--name", n, *g.volume, IMAGE, "sh", "-c",
+               "stty size; " + g.wait_cmd("go", "exit 4")]
+
+        def verify(t, n=n, g=g):
+            t.wait_for(sizes, 30, "stty size")
+            w.verify_monitor(n)
+            g.open()
+        if create:
+            o.rc_out_err("create", w.podman("create", "-it", *cmd)[:1] + (b"", b""))
+            bp_terminal(w, o, key, ("start", "-ai", n), verify)
+        else:
+            bp_terminal(w, o, key, ("run", "-it", *cmd), verify)
+        state(w, o, n)

@@ -91,3 +91,13 @@ def live_pids_mentioning(word):
 def fds(pid):
     """Sorted fd numbers open in pid."""
     return sorted(int(n) for n in os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_limit(nbytes):
+    """A bound on a monitor's RSS for an assertion. Under memcheck (the
+    integration-valgrind run sets VALGRIND_LOG_DIR) the process also holds
+    valgrind itself (~50 MiB) and shadow memory about as large as its own
+    heap, so the bound is doubled and 96 MiB added there."""
+    if os.environ.get("VALGRIND_LOG_DIR"):
+        return 2 * nbytes + 96 * 1024 * 1024
+    return nbytes
