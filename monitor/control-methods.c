@@ -7,6 +7,7 @@
 #include "cgroup-stats.h"
 #include "console.h"
 #include "diag.h"
+#include "fs-util.h"
 #include "log-k8s-file.h"
 #include "reaper.h"
 #include "runtime-shim.h"
@@ -460,10 +461,12 @@ int control_setup(CtrmonContext *ctx, GError **error)
                 g_autofree char *dir = g_build_filename(o->bundle, CTRMON_CONTROL_SOCKET_DIR, NULL);
                 /* Only the owner may enter: the socket's mode alone is not
                  * a boundary on every system. */
-                if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                        return ctrmon_set_error_errno(error, errno, "Failed to create %s", dir);
-                if (chmod(dir, 0700) < 0)
-                        return ctrmon_set_error_errno(error, errno, "Failed to chmod %s", dir);
+                /* Never through a planted symlink: made or repaired as a
+                 * real 0700 directory of ours, else refused. */
+                int dfd = fs_open_private_dir(dir, 0700, error);
+                if (dfd < 0)
+                        return dfd;
+                close(dfd);
                 g_autofree char *name = o->exec ? g_strdup_printf("exec-%d.sock", (int) getpid())
                                                 : g_strdup(CTRMON_CONTROL_SOCKET_NAME);
                 ctx->api_path = g_build_filename(dir, name, NULL);

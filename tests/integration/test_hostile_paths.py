@@ -114,10 +114,6 @@ def test_successor_endpoints_survive_the_first_monitors_exit(env):
 
 # -- 3: planted symlinks ----------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "control-methods.c control_setup() still mkdir()+chmod()s <bundle>/ctrmon "
-    "by name: it must call fs_open_private_dir() (monitor/fs-util.h); remove "
-    "this marker when it does"))
 @pytest.mark.parametrize("target_kind", ["file", "dir"])
 def test_planted_bundle_ctrmon_symlink_is_not_followed(env, target_kind):
     b = env.bundle(["sleep", "100"])
