@@ -15,8 +15,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -574,6 +576,25 @@ size_t attach_server_pending(AttachServer *server)
         g_return_val_if_fail(server != NULL, 0);
         for (GList *l = server->clients; l; l = l->next)
                 total += ((AttachClient *) l->data)->queued_bytes;
+        return total;
+}
+
+size_t attach_server_unread(AttachServer *server)
+{
+        size_t total = 0;
+        g_return_val_if_fail(server != NULL, 0);
+        for (GList *l = server->clients; l; l = l->next) {
+                AttachClient *client = l->data;
+                if (client->dead || client->write_shut)
+                        continue;
+                total += client->queued_bytes;
+                /* What the socket holds that the peer has not read yet
+                 * (AF_UNIX: still charged to our side; 0 once the peer has
+                 * read it or hung up). */
+                int outq = 0;
+                if (ioctl(client->fd, SIOCOUTQ, &outq) == 0 && outq > 0)
+                        total += (size_t) outq;
+        }
         return total;
 }
 

@@ -63,6 +63,11 @@ void attach_server_set_input_paused(AttachServer *server, bool paused);
 
 /* Output bytes queued for all clients together, not yet in their sockets. */
 size_t attach_server_pending(AttachServer *server);
+/* attach_server_pending() plus what the clients' sockets hold that they
+ * have not read yet (SIOCOUTQ; up to the 4 MiB send buffer each): 0 once
+ * every client has read all of the output, or gone. Nothing wakes the
+ * loop when a socket empties: poll it. */
+size_t attach_server_unread(AttachServer *server);
 
 typedef struct {
         unsigned clients;              /* connected now                     */

@@ -118,6 +118,10 @@ typedef struct {
         bool kill_grace_expired;        /* killed on timeout, yet not reaped */
         bool readers_abandoned;         /* a signal ended the wait for slow
                                          * attach clients after the exit */
+
+        /* control API "kill" with "all": ControlKillAll* whose runtime
+         * still runs (control-methods.c) */
+        GPtrArray *control_kills;
 } CtrmonContext;
 
 CtrmonContext *context_new(const CtrmonOptions *opts);

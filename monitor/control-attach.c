@@ -94,16 +94,21 @@ bool control_attach_detach_scan(ControlDetachMatcher *m, const guint8 *in, size_
                         continue;
                 }
                 if (m->matched > 0) {
-                        /* Not the sequence after all: what was held goes
-                         * out, and this byte may begin it anew. */
-                        g_byte_array_append(out, m->keys, (guint) m->matched);
-                        m->matched = 0;
-                        if (b == m->keys[0]) {
-                                m->matched = 1;
-                                if (m->n_keys == 1)
-                                        return true;
+                        /* Not the sequence here. The held bytes and this
+                         * one may still end in a beginning of it (keys
+                         * "a,a,b", input "aaab"): keep the longest such
+                         * tail, let out what comes before it. */
+                        size_t held = m->matched + 1, k;
+                        for (k = m->matched; k > 0; k--)
+                                if (m->keys[k - 1] == b && memcmp(m->keys + held - k, m->keys, k - 1) == 0)
+                                        break;
+                        if (k > 0) {
+                                g_byte_array_append(out, m->keys, (guint) (held - k));
+                                m->matched = k;
                                 continue;
                         }
+                        g_byte_array_append(out, m->keys, (guint) m->matched);
+                        m->matched = 0;
                 }
                 g_byte_array_append(out, &b, 1);
         }
@@ -395,14 +400,22 @@ void control_method_attach(ControlCall *call, json_object *params, void *user_da
                 return;
         }
 
+        guint clients = ctx->attach_clients ? ctx->attach_clients->len : 0;
+        if (clients >= CTRMON_CONTROL_MAX_ATTACH) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_LIMIT,
+                                   "Too many attach clients: %u, the limit is %d", clients, CTRMON_CONTROL_MAX_ATTACH);
+                return;
+        }
+
         json_object *r = json_object_new_object();
         json_object_object_add(r, "framing", json_object_new_string(CTRMON_ATTACH_FRAMING));
-        control_call_reply(call, r);
         g_autoptr(GByteArray) pending = NULL;
+        g_autoptr(GBytes) answer = NULL;
         g_autoptr(GError) error = NULL;
-        int fd = control_call_take_connection(call, &pending, &error);
+        int fd = control_call_take_connection(call, r, &pending, &answer, &error);
         if (fd < 0) {
                 log_debug("Control attach: %s", error->message);
+                control_call_error(call, CTRMON_CONTROL_ERROR_FAILED, "Attach refused: %s", error->message);
                 return;
         }
 
@@ -411,6 +424,12 @@ void control_method_attach(ControlCall *call, json_object *params, void *user_da
         s->fd = fd;
         s->in = g_steal_pointer(&pending);
         s->out = out_queue_new(fd, OUT_QUEUE_SOCKET, control_attach_output_sent_cb, s);
+        /* The answer goes first, from this queue: handed over unwritten, so
+         * a client that does not read never stalls the monitor here. */
+        gsize answer_len = 0;
+        const void *answer_data = g_bytes_get_data(answer, &answer_len);
+        struct iovec answer_iov = { (void *) answer_data, answer_len };
+        out_queue_push_iov(s->out, &answer_iov, 1);
         s->keys = g_steal_pointer(&keys);
         s->matcher = (ControlDetachMatcher){ .keys = s->keys->data, .n_keys = s->keys->len };
         s->lossy = lossy;
@@ -425,8 +444,10 @@ void control_method_attach(ControlCall *call, json_object *params, void *user_da
         json_object_object_add(f, "api", json_object_new_boolean(true));
         json_object_object_add(f, "lossy", json_object_new_boolean(lossy));
         control_emit(ctx, CTRMON_EVENT_ATTACH_CONNECTED, f);
-        /* Frames the client sent right behind its request. */
-        control_attach_process_input(s);
+        /* Frames the client sent right behind its request; then write what
+         * the socket takes now (may close s). */
+        if (control_attach_process_input(s))
+                out_queue_flush(s->out);
 }
 
 /* ------------------------------------------------------------ hooks */

@@ -24,9 +24,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CONTROL_EXEC_OUTPUT_LIMIT (16 * 1024 * 1024)
-#define CONTROL_EXEC_OUTPUT_LIMIT_MAX (256 * 1024 * 1024)
 #define CONTROL_EXEC_READ_CHUNK (64 * 1024)
+/* Output up to this long as JSON text is sent as text even when base64
+ * would be shorter (a few newlines, a tab). */
+#define CONTROL_EXEC_TEXT_SLACK (64 * 1024)
+
+/* Two full streams, base64, and the rest of the answer fit the bound an
+ * answer has (control-api.c): a client gets its output or an error. */
+G_STATIC_ASSERT(2 * ((CTRMON_EXEC_OUTPUT_LIMIT_MAX + 2) / 3 * 4) + 64 * 1024 <= CTRMON_CONTROL_ANSWER_MAX);
+G_STATIC_ASSERT(CTRMON_EXEC_OUTPUT_LIMIT_DEFAULT <= CTRMON_EXEC_OUTPUT_LIMIT_MAX);
+/* The parameter error below names it. */
+G_STATIC_ASSERT(CTRMON_EXEC_OUTPUT_LIMIT_MAX == 16777216);
 /* After a timeout's SIGKILL: how long the process may take to be reaped. */
 #define CONTROL_EXEC_KILL_GRACE_MS 5000
 #define CONTROL_EXEC_DEFAULT_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
@@ -103,11 +111,27 @@ json_object *control_exec_build_spec(json_object *config, const char *const *arg
         return spec;
 }
 
+/* JSON text grows with escapes: \n, \t, \" and the like take 2 bytes,
+ * other control characters 6 (\u0001). Base64 is 4/3 whatever the bytes. */
+static bool control_exec_text_is_compact(const guint8 *buf, size_t len)
+{
+        size_t escaped = len;
+        for (size_t i = 0; i < len; i++) {
+                guint8 b = buf[i];
+                if (b == '"' || b == '\\' || b == '\n' || b == '\t' || b == '\r' || b == '\b' || b == '\f')
+                        escaped += 1;
+                else if (b < 0x20)
+                        escaped += 5;
+        }
+        return escaped <= MAX((len + 2) / 3 * 4, (size_t) CONTROL_EXEC_TEXT_SLACK);
+}
+
 void control_exec_add_output(json_object *obj, const char *name, const guint8 *buf, size_t len)
 {
         /* g_utf8_validate_len() rejects NUL bytes: JSON clients would cut
-         * the text there. */
-        if (g_utf8_validate_len((const char *) buf, len, NULL)) {
+         * the text there. Text that escaping would blow up goes as base64,
+         * so the answer's size is bounded by the output limit. */
+        if (g_utf8_validate_len((const char *) buf, len, NULL) && control_exec_text_is_compact(buf, len)) {
                 json_object_object_add(obj, name, json_object_new_string_len((const char *) buf, (int) len));
                 return;
         }
@@ -148,6 +172,7 @@ typedef struct {
         guint timeout_id;
         guint grace_id;
         bool timed_out;
+        bool abandoned;                 /* the client went away: killed */
 } ControlExec;
 
 static void control_exec_check_done(ControlExec *x);
@@ -193,6 +218,7 @@ static void control_exec_free(ControlExec *x)
         control_exec_close_stdin(x);
         if (x->stdin_data)
                 g_bytes_unref(x->stdin_data);
+        control_call_set_gone_fn(x->call, NULL, NULL);
         if (x->timeout_id)
                 g_source_remove(x->timeout_id);
         if (x->grace_id)
@@ -308,7 +334,7 @@ static void control_exec_check_done(ControlExec *x)
                 return;
         /* After a timeout the output is not waited for: a killed process's
          * children may hold the pipes open. */
-        if (x->timed_out)
+        if (x->timed_out || x->abandoned)
                 control_exec_drain(x);
         else if (x->out[0].fd >= 0 || x->out[1].fd >= 0)
                 return;
@@ -411,8 +437,23 @@ static void control_exec_runtime_exited_cb(pid_t pid, int wstatus, void *user_da
         }
         x->claim_pending = false;
         context_claim_pending(x->ctx, -1);
-        if (x->timed_out)
+        if (x->timed_out || x->abandoned)
                 control_exec_kill(x);
+        control_exec_check_done(x);
+}
+
+/* The client is gone (not half-closed: gone): nobody will hear the answer,
+ * so the command is stopped and its slot (CTRMON_CONTROL_MAX_EXECS) freed
+ * once it is reaped. A runtime still starting it is let finish, then the
+ * process is killed. */
+static void control_exec_gone_cb(ControlCall *call, void *user_data)
+{
+        ControlExec *x = user_data;
+        log_debug("Exec client went away: stopping process %d", (int) x->pid);
+        x->abandoned = true;
+        control_exec_kill(x);
+        /* Exited already, but something it started may hold its output
+         * open: nobody waits for that now (may free x). */
         control_exec_check_done(x);
 }
 
@@ -500,9 +541,10 @@ static const char *control_exec_parse_params(json_object *params, ControlExecPar
         p->timeout = 0;
         if (!control_exec_get_int(params, "timeout", 0, G_MAXINT / 1000, &p->timeout))
                 return "Parameter \"timeout\" must be a number of seconds >= 0";
-        p->limit = CONTROL_EXEC_OUTPUT_LIMIT;
-        if (!control_exec_get_int(params, "output_limit", 0, CONTROL_EXEC_OUTPUT_LIMIT_MAX, &p->limit))
-                return "Parameter \"output_limit\" must be a number of bytes between 0 and 268435456";
+        p->limit = CTRMON_EXEC_OUTPUT_LIMIT_DEFAULT;
+        if (!control_exec_get_int(params, "output_limit", 0, CTRMON_EXEC_OUTPUT_LIMIT_MAX, &p->limit))
+                return "Parameter \"output_limit\" must be a number of bytes between 0 and 16777216 "
+                       "(16 MiB, the limit)";
         if (json_object_object_get_ex(params, "tty", &v) && v && json_object_get_boolean(v))
                 return "\"tty\": true is not supported by exec (use attach)";
         return NULL;
@@ -604,6 +646,13 @@ void control_method_exec(ControlCall *call, json_object *params, void *user_data
                 control_exec_params_clear(&p);
                 return;
         }
+        guint running = ctx->control_execs ? ctx->control_execs->len : 0;
+        if (running >= CTRMON_CONTROL_MAX_EXECS) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_LIMIT, "Too many execs: %u running, the limit is %d",
+                                   running, CTRMON_CONTROL_MAX_EXECS);
+                control_exec_params_clear(&p);
+                return;
+        }
 
         ControlExec *x = g_new0(ControlExec, 1);
         x->ctx = ctx;
@@ -634,6 +683,7 @@ void control_method_exec(ControlCall *call, json_object *params, void *user_data
         control_exec_write_stdin(x);
         if (p.timeout > 0)
                 x->timeout_id = g_timeout_add_seconds((guint) p.timeout, control_exec_timeout_cb, x);
+        control_call_set_gone_fn(x->call, control_exec_gone_cb, x);
 }
 
 /* ------------------------------------------------------------ hooks */

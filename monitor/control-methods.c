@@ -6,6 +6,8 @@
 
 #include "cgroup-stats.h"
 #include "console.h"
+#include "control-logs.h"
+#include "control-processes.h"
 #include "diag.h"
 #include "fs-util.h"
 #include "log-k8s-file.h"
@@ -13,9 +15,12 @@
 #include "runtime-shim.h"
 #include "ctrmon-config.h"
 #include "ctrmon/error.h"
+#include "ctrmon/fd-util.h"
 #include "ctrmon/signal-names.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -223,6 +228,14 @@ static void control_method_status(ControlCall *call, json_object *params, void *
         control_call_reply(call, r);
 }
 
+/* A waiter's client went away: nobody will hear the answer. */
+static void control_waiter_gone_cb(ControlCall *call, void *user_data)
+{
+        CtrmonContext *ctx = user_data;
+        if (ctx->waiters && g_ptr_array_remove(ctx->waiters, call))
+                control_call_unref(call);
+}
+
 static void control_method_wait(ControlCall *call, json_object *params, void *user_data)
 {
         CtrmonContext *ctx = user_data;
@@ -230,7 +243,19 @@ static void control_method_wait(ControlCall *call, json_object *params, void *us
                 control_call_reply(call, control_exit_fields(ctx));
                 return;
         }
+        guint64 conn = control_call_connection_id(call);
+        unsigned same = 0;
+        for (guint i = 0; i < ctx->waiters->len; i++)
+                if (control_call_connection_id(g_ptr_array_index(ctx->waiters, i)) == conn)
+                        same++;
+        if (same >= CTRMON_CONTROL_MAX_WAITS_PER_CONNECTION) {
+                control_call_error(call, CTRMON_CONTROL_ERROR_LIMIT,
+                                   "Too many waits: this connection has %u pending, the limit is %d", same,
+                                   CTRMON_CONTROL_MAX_WAITS_PER_CONNECTION);
+                return;
+        }
         g_ptr_array_add(ctx->waiters, control_call_ref(call));
+        control_call_set_gone_fn(call, control_waiter_gone_cb, ctx);
 }
 
 /* "signal": a number, or a name as ctrmon-api(7) and signal-names.h say. */
@@ -245,9 +270,134 @@ static int control_parse_signal(json_object *v)
         return ctrmon_signal_from_name(json_object_get_string(v));
 }
 
-static int control_runtime_kill_all(CtrmonContext *ctx, int signo, GError **error)
+/* "kill" with "all": `runtime kill --all`, run like every other child of
+ * the monitor (reaped through the context's child watches, never waited
+ * for in the loop), bounded by --runtime-timeout. Its stderr is kept (the
+ * first CONTROL_KILL_STDERR_MAX bytes) for the error message. */
+typedef struct {
+        CtrmonContext *ctx;
+        ControlCall *call;
+        int signo;
+        pid_t pid;              /* > 0 until reaped */
+        int err_fd;
+        guint err_id;
+        GString *err;
+        guint timeout_id;
+} ControlKillAll;
+
+#define CONTROL_KILL_STDERR_MAX 4096
+
+static void control_kill_all_free(ControlKillAll *k)
+{
+        if (!k)
+                return;
+        if (k->err_id)
+                g_source_remove(k->err_id);
+        ctrmon_close_fd(&k->err_fd);
+        if (k->timeout_id)
+                g_source_remove(k->timeout_id);
+        /* Still running (a timeout, teardown): no longer waited for, the
+         * reaper treats it as an orphan. */
+        if (k->pid > 0)
+                context_unwatch_child(k->ctx, k->pid);
+        if (k->call)
+                control_call_unref(k->call);
+        if (k->err)
+                g_string_free(k->err, TRUE);
+        g_free(k);
+}
+
+static void control_kill_all_finish(ControlKillAll *k)
+{
+        g_ptr_array_remove(k->ctx->control_kills, k);
+        control_kill_all_free(k);
+}
+
+/* Read what the runtime wrote; false at EOF or error (then closed). */
+static bool control_kill_all_read(ControlKillAll *k)
+{
+        char buf[4096];
+        ssize_t n = read(k->err_fd, buf, sizeof buf);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return false;
+        if (n <= 0) {
+                if (k->err_id)
+                        g_source_remove(k->err_id);
+                k->err_id = 0;
+                ctrmon_close_fd(&k->err_fd);
+                return false;
+        }
+        size_t room = CONTROL_KILL_STDERR_MAX > k->err->len ? CONTROL_KILL_STDERR_MAX - k->err->len : 0;
+        g_string_append_len(k->err, buf, (gssize) MIN((size_t) n, room));
+        return true;
+}
+
+static gboolean control_kill_all_stderr_cb(int fd, GIOCondition condition, gpointer user_data)
+{
+        ControlKillAll *k = user_data;
+        control_kill_all_read(k);
+        if (k->err_fd < 0) {
+                k->err_id = 0; /* removed by returning */
+                return G_SOURCE_REMOVE;
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+static void control_kill_all_reply(ControlKillAll *k)
+{
+        json_object *r = json_object_new_object();
+        json_object_object_add(r, "signal", json_object_new_int(k->signo));
+        json_object_object_add(r, "all", json_object_new_boolean(true));
+        control_call_reply(k->call, r);
+}
+
+static void control_kill_all_exited_cb(pid_t pid, int wstatus, void *user_data)
+{
+        ControlKillAll *k = user_data;
+        k->pid = 0;
+        while (k->err_fd >= 0 && control_kill_all_read(k))
+                ;
+        if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
+                control_kill_all_reply(k);
+        } else {
+                g_strstrip(k->err->str);
+                k->err->len = strlen(k->err->str);
+                control_call_error(k->call, CTRMON_CONTROL_ERROR_FAILED, "%s kill --all failed with status %d%s%s",
+                                   k->ctx->opts->runtime_path, reaper_exit_code(wstatus), k->err->len ? ": " : "",
+                                   k->err->str);
+        }
+        control_kill_all_finish(k);
+}
+
+static gboolean control_kill_all_timeout_cb(gpointer user_data)
+{
+        ControlKillAll *k = user_data;
+        k->timeout_id = 0;
+        /* The runtime and whatever it started (runc leaves them in our
+         * process group: never signal the group). */
+        g_autoptr(GArray) tree = control_proc_descendants(k->pid);
+        kill(k->pid, SIGKILL);
+        for (guint i = 0; i < tree->len; i++)
+                kill(g_array_index(tree, pid_t, i), SIGKILL);
+        log_warning("%s kill --all did not finish within %d s: killed it", k->ctx->opts->runtime_path,
+                    k->ctx->opts->runtime_timeout);
+        control_call_error(k->call, CTRMON_CONTROL_ERROR_FAILED,
+                           "%s kill --all did not finish within %d s (--runtime-timeout)", k->ctx->opts->runtime_path,
+                           k->ctx->opts->runtime_timeout);
+        control_kill_all_finish(k);
+        return G_SOURCE_REMOVE;
+}
+
+static int control_kill_all_start(CtrmonContext *ctx, ControlCall *call, int signo, GError **error)
 {
         const CtrmonOptions *o = ctx->opts;
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+                return ctrmon_set_error_errno(error, errno, "Failed to create a pipe");
+        _cleanup_close_ int err_read = fds[0], err_write = fds[1];
+        /* The runtime writes blocking; only our end is non-blocking. */
+        fcntl(err_write, F_SETFL, fcntl(err_write, F_GETFL) & ~O_NONBLOCK);
+
         RuntimeCall rc = {
                 .action = RUNTIME_ACTION_KILL,
                 .runtime_path = o->runtime_path,
@@ -261,21 +411,33 @@ static int control_runtime_kill_all(CtrmonContext *ctx, int signo, GError **erro
                 .argv = argv,
                 .stdin_fd = ctx->dev_null_fd,
                 .stdout_fd = ctx->dev_null_fd,
-                .stderr_fd = ctx->dev_null_fd,
+                .stderr_fd = err_write,
                 .monitor_pid = getpid(),
                 .start_pipe_fd = -1,
+                .oom_score_adj = ctx->saved_oom_score_adj,
                 .sigmask = &ctx->original_sigmask,
         };
         pid_t pid;
         int r = runtime_spawn(&spawn, &pid, error);
         if (r < 0)
                 return r;
-        int wstatus = 0;
-        while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-                ;
-        if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
-                return ctrmon_set_error(error, EIO, "%s kill --all failed with status %d", o->runtime_path,
-                                        reaper_exit_code(wstatus));
+
+        ControlKillAll *k = g_new0(ControlKillAll, 1);
+        k->ctx = ctx;
+        k->call = control_call_ref(call);
+        k->signo = signo;
+        k->pid = pid;
+        k->err_fd = TAKE_FD(err_read);
+        k->err = g_string_new(NULL);
+        /* SIGCHLD is read in the main loop: nothing is reaped before the
+         * watch exists. */
+        context_watch_child(ctx, pid, control_kill_all_exited_cb, k);
+        k->err_id = g_unix_fd_add(k->err_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, control_kill_all_stderr_cb, k);
+        if (o->runtime_timeout > 0)
+                k->timeout_id = g_timeout_add_seconds((guint) o->runtime_timeout, control_kill_all_timeout_cb, k);
+        if (!ctx->control_kills)
+                ctx->control_kills = g_ptr_array_new();
+        g_ptr_array_add(ctx->control_kills, k);
         return 0;
 }
 
@@ -293,19 +455,27 @@ static void control_method_kill(ControlCall *call, json_object *params, void *us
         if (!control_require_running(ctx, call))
                 return;
         if (all) {
-                g_autoptr(GError) error = NULL;
-                if (control_runtime_kill_all(ctx, signo, &error) < 0) {
-                        control_call_error(call, CTRMON_CONTROL_ERROR_FAILED, "%s", error->message);
+                guint running = ctx->control_kills ? ctx->control_kills->len : 0;
+                if (running >= CTRMON_CONTROL_MAX_KILLS) {
+                        control_call_error(call, CTRMON_CONTROL_ERROR_LIMIT,
+                                           "Too many \"kill\" with \"all\": %u running, the limit is %d", running,
+                                           CTRMON_CONTROL_MAX_KILLS);
                         return;
                 }
-        } else if (kill(ctx->container_pid, signo) < 0) {
+                /* Answered when the runtime has exited. */
+                g_autoptr(GError) error = NULL;
+                if (control_kill_all_start(ctx, call, signo, &error) < 0)
+                        control_call_error(call, CTRMON_CONTROL_ERROR_FAILED, "%s", error->message);
+                return;
+        }
+        if (kill(ctx->container_pid, signo) < 0) {
                 control_call_error(call, CTRMON_CONTROL_ERROR_FAILED, "Failed to send signal %d to %d: %s", signo,
                                    (int) ctx->container_pid, g_strerror(errno));
                 return;
         }
         json_object *r = json_object_new_object();
         json_object_object_add(r, "signal", json_object_new_int(signo));
-        json_object_object_add(r, "all", json_object_new_boolean(all));
+        json_object_object_add(r, "all", json_object_new_boolean(false));
         control_call_reply(call, r);
 }
 
@@ -479,8 +649,24 @@ int control_setup(CtrmonContext *ctx, GError **error)
                 .methods = control_methods,
                 .user_data = ctx,
                 .owner_uid = geteuid(),
+                .remove_dir = !o->api_socket,
         };
-        return control_api_new(&config, &ctx->api, error);
+        /* A predecessor monitor on this bundle (a restart) may remove the
+         * directory at its exit just as we bind in it: make it again. */
+        for (int attempt = 0;; attempt++) {
+                g_autoptr(GError) local = NULL;
+                int r = control_api_new(&config, &ctx->api, &local);
+                if (r != -ENOENT || o->api_socket || attempt >= 2) {
+                        if (r < 0)
+                                g_propagate_error(error, g_steal_pointer(&local));
+                        return r;
+                }
+                g_autofree char *dir = g_path_get_dirname(ctx->api_path);
+                int dfd = fs_open_private_dir(dir, 0700, error);
+                if (dfd < 0)
+                        return dfd;
+                close(dfd);
+        }
 }
 
 void control_container_created(CtrmonContext *ctx)
@@ -500,6 +686,25 @@ void control_container_started(CtrmonContext *ctx)
         control_mark_started(ctx);
 }
 
+/* Answer (or, at teardown, drop) every waiter. Answering may close a
+ * connection and so call waiters' gone callbacks: they look in the new,
+ * empty array and leave these alone. */
+static void control_answer_waiters(CtrmonContext *ctx, bool answer)
+{
+        if (!ctx->waiters)
+                return;
+        g_autoptr(GPtrArray) waiters = g_steal_pointer(&ctx->waiters);
+        ctx->waiters = g_ptr_array_new();
+        for (guint i = 0; i < waiters->len; i++)
+                control_call_set_gone_fn(g_ptr_array_index(waiters, i), NULL, NULL);
+        for (guint i = 0; i < waiters->len; i++) {
+                ControlCall *call = g_ptr_array_index(waiters, i);
+                if (answer)
+                        control_call_reply(call, control_exit_fields(ctx));
+                control_call_unref(call);
+        }
+}
+
 void control_container_exited(CtrmonContext *ctx, int status)
 {
         ctx->exit_status = status;
@@ -514,20 +719,24 @@ void control_container_exited(CtrmonContext *ctx, int status)
                 g_source_remove(ctx->started_poll_id);
                 ctx->started_poll_id = 0;
         }
-        for (guint i = 0; ctx->waiters && i < ctx->waiters->len; i++) {
-                ControlCall *call = g_ptr_array_index(ctx->waiters, i);
-                control_call_reply(call, control_exit_fields(ctx));
-                control_call_unref(call);
-        }
-        if (ctx->waiters)
-                g_ptr_array_set_size(ctx->waiters, 0);
+        control_answer_waiters(ctx, true);
         control_emit(ctx, CTRMON_EVENT_EXITED, control_exit_fields(ctx));
         control_exec_container_exited(ctx);
         control_logs_container_exited(ctx, status);
         control_attach_container_exited(ctx, status);
-        /* Waiters, followers and subscribers should get their last answers;
-         * a client that does not read them within this bound loses them. */
-        control_api_flush(ctx->api, 2000);
+        /* Waiters, followers, subscribers and "kill --all" callers should
+         * get their last answers: the lifecycle runs the loop while
+         * control_exit_pending(); a client that does not read them within
+         * the bound loses them. Nothing blocks here. */
+        control_api_linger(ctx->api, CTRMON_CONTROL_EXIT_LINGER_MS);
+}
+
+bool control_exit_pending(CtrmonContext *ctx)
+{
+        if (!control_api_lingering(ctx->api))
+                return false;
+        return control_api_pending(ctx->api) || (ctx->control_kills && ctx->control_kills->len > 0) ||
+               control_logs_pending(ctx);
 }
 
 void control_teardown(CtrmonContext *ctx)
@@ -535,13 +744,11 @@ void control_teardown(CtrmonContext *ctx)
         control_exec_teardown(ctx);
         control_logs_teardown(ctx);
         control_attach_teardown(ctx);
-        for (guint i = 0; ctx->waiters && i < ctx->waiters->len; i++)
-                control_call_unref(g_ptr_array_index(ctx->waiters, i));
-        if (ctx->waiters)
-                g_ptr_array_set_size(ctx->waiters, 0);
+        while (ctx->control_kills && ctx->control_kills->len > 0)
+                control_kill_all_finish(g_ptr_array_index(ctx->control_kills, 0));
+        g_clear_pointer(&ctx->control_kills, g_ptr_array_unref);
+        control_answer_waiters(ctx, false);
+        /* Removes the socket (if still ours) and, for the default path, its
+         * directory if empty. */
         g_clear_pointer(&ctx->api, control_api_free);
-        if (ctx->api_path && !ctx->opts->api_socket) {
-                g_autofree char *dir = g_path_get_dirname(ctx->api_path);
-                rmdir(dir); /* only if empty: another monitor's socket may live there */
-        }
 }

@@ -14,8 +14,17 @@ int control_setup(CtrmonContext *ctx, GError **error);
 void control_container_created(CtrmonContext *ctx);
 /* ctrmon itself started it (--start). */
 void control_container_started(CtrmonContext *ctx);
-/* Answer every waiter, emit "exited", deliver what is queued. */
+/* Answer every waiter, emit "exited", and start the exit linger: answers
+ * still queued (and "kill" with "all" still running) get
+ * CTRMON_CONTROL_EXIT_LINGER_MS to complete while the lifecycle runs the
+ * loop. Never blocks. */
 void control_container_exited(CtrmonContext *ctx, int status);
+/* After control_container_exited(): true while the linger has not expired
+ * and an answer still waits to be written, a "kill --all" to finish or a
+ * log follower to get its last lines (control_logs_pending). The
+ * lifecycle runs the main loop while this is true (a timer at the deadline
+ * wakes it). */
+bool control_exit_pending(CtrmonContext *ctx);
 void control_teardown(CtrmonContext *ctx);
 
 /* Emit an event to subscribers (takes `fields`, may be NULL). */
@@ -37,7 +46,8 @@ void control_method_logs(ControlCall *call, json_object *params, void *user_data
 void control_exec_container_exited(CtrmonContext *ctx);
 void control_logs_container_exited(CtrmonContext *ctx, int status);
 void control_attach_container_exited(CtrmonContext *ctx, int status);
-/* Lossless API attach clients still reading their last output and EXIT. */
+/* Lossless API attach clients still reading their last output and EXIT
+ * (waited for without a bound, like conmon's attach clients). */
 bool control_attach_pending(CtrmonContext *ctx);
 void control_exec_teardown(CtrmonContext *ctx);
 void control_logs_teardown(CtrmonContext *ctx);

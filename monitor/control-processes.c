@@ -11,6 +11,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,22 +35,46 @@ static const char *control_proc_status_field(const char *status, const char *key
         return NULL;
 }
 
+/* The decimal digits at *p, which must be at least one, as a value of at
+ * most max; *p moves past all the digits either way. A number that does
+ * not fit is refused, never wrapped: a uid of 2^32 is not root. */
+static bool control_proc_decimal(const char **p, uint64_t max, uint64_t *ret)
+{
+        const char *s = *p;
+        uint64_t v = 0;
+        bool fits = true;
+        if (*s < '0' || *s > '9')
+                return false;
+        for (; *s >= '0' && *s <= '9'; s++) {
+                unsigned d = (unsigned) (*s - '0');
+                if (v > (max - d) / 10)
+                        fits = false;
+                else
+                        v = v * 10 + d;
+        }
+        *p = s;
+        if (fits)
+                *ret = v;
+        return fits;
+}
+
 int control_proc_parse_nspid(const char *status, pid_t *ret_pid)
 {
         const char *p = control_proc_status_field(status, "NSpid");
         if (!p)
                 return -EINVAL;
-        long last = -1;
+        /* The last of the numbers is the pid in the innermost namespace. */
+        bool any = false, fits = false;
+        uint64_t last = 0;
         for (;;) {
                 while (*p == ' ' || *p == '\t')
                         p++;
                 if (*p < '0' || *p > '9')
                         break;
-                char *end;
-                last = strtol(p, &end, 10);
-                p = end;
+                any = true;
+                fits = control_proc_decimal(&p, INT_MAX, &last);
         }
-        if (last <= 0)
+        if (!any || !fits || last == 0)
                 return -EINVAL;
         *ret_pid = (pid_t) last;
         return 0;
@@ -61,9 +87,10 @@ int control_proc_parse_uid(const char *status, uid_t *ret_uid)
                 return -EINVAL;
         while (*p == ' ' || *p == '\t')
                 p++;
-        if (*p < '0' || *p > '9')
+        uint64_t v;
+        if (!control_proc_decimal(&p, UINT32_MAX, &v))
                 return -EINVAL;
-        *ret_uid = (uid_t) strtoul(p, NULL, 10);
+        *ret_uid = (uid_t) v;
         return 0;
 }
 
@@ -75,10 +102,9 @@ int control_proc_parse_stat(const char *stat, char *ret_state, pid_t *ret_ppid)
                 return -EINVAL;
         char state = rparen[2];
         const char *p = rparen + 4;
-        if ((*p < '0' || *p > '9') && *p != '-')
-                return -EINVAL;
-        long ppid = strtol(p, NULL, 10);
-        if (ppid < 0)
+        /* The ppid is 0 or more, never negative, and fits pid_t. */
+        uint64_t ppid;
+        if (!control_proc_decimal(&p, INT_MAX, &ppid))
                 return -EINVAL;
         *ret_state = state;
         *ret_ppid = (pid_t) ppid;

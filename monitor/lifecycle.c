@@ -36,6 +36,12 @@
 #define LIFECYCLE_RUNTIME_REAP_MS 5000
 /* mnt, net, ipc, uts, cgroup, time, user: see lifecycle_hold_namespaces() */
 #define LIFECYCLE_HELD_NS_MAX 7
+/* After the exit, once nothing of the output is queued in the monitor: how
+ * long an attach client may go without reading any of what its socket still
+ * holds before the monitor goes on to its exit command anyway (the bytes
+ * stay in the socket for it), and how often that is looked at. */
+#define LIFECYCLE_SOCKET_DRAIN_STALL_MS 2000
+#define LIFECYCLE_SOCKET_DRAIN_POLL_MS 10
 
 /* A failure after daemonizing: the caller reads it on the sync pipe, a unit's
  * manager in its status line. */
@@ -727,9 +733,14 @@ static void lifecycle_sync_logs(CtrmonContext *ctx)
         }
 }
 
+/* The one question after the exit: is anyone still reading? Attach
+ * clients (conmon's socket and API attach) are waited for without a bound;
+ * the control API's last answers (waiters, followers, "kill --all") only
+ * within its exit linger (control_exit_pending). */
 static bool lifecycle_readers_pending(CtrmonContext *ctx)
 {
-        return (ctx->attach && attach_server_pending(ctx->attach) > 0) || control_attach_pending(ctx);
+        return (ctx->attach && attach_server_pending(ctx->attach) > 0) || control_attach_pending(ctx) ||
+               control_exit_pending(ctx);
 }
 
 /* Lossless to the end: the exit files exist, and attach clients still have
@@ -738,18 +749,55 @@ static bool lifecycle_readers_pending(CtrmonContext *ctx)
  * SIGTERM, SIGINT or SIGQUIT to the monitor gives up on them. As with
  * conmon, a client that never reads keeps the monitor (and the exit
  * command) waiting. */
+static gboolean lifecycle_drain_poll_cb(gpointer user_data)
+{
+        (void) user_data;
+        return G_SOURCE_CONTINUE; /* only wakes the loop */
+}
+
+/* Then, while attach clients are still reading what their sockets hold
+ * (up to 4 MiB each) and make progress: the output is theirs already, but
+ * the exit command must not run before they have it. podman's cleanup
+ * removes an exec session's exit file, which podman exec, still writing
+ * that output to a slow consumer, reads only after it; it would then wait
+ * 5 s for the file. A client that stops reading for
+ * LIFECYCLE_SOCKET_DRAIN_STALL_MS is left the rest in its socket. */
+static void lifecycle_linger_for_sockets(CtrmonContext *ctx)
+{
+        size_t unread = ctx->attach ? attach_server_unread(ctx->attach) : 0;
+        if (unread == 0)
+                return;
+        guint poll_id = g_timeout_add(LIFECYCLE_SOCKET_DRAIN_POLL_MS, lifecycle_drain_poll_cb, NULL);
+        gint64 progress = g_get_monotonic_time();
+        while (unread > 0 && !ctx->readers_abandoned &&
+               g_get_monotonic_time() - progress < LIFECYCLE_SOCKET_DRAIN_STALL_MS * 1000) {
+                g_main_context_iteration(NULL, TRUE);
+                size_t now = attach_server_unread(ctx->attach);
+                if (now < unread)
+                        progress = g_get_monotonic_time();
+                unread = now;
+        }
+        g_source_remove(poll_id);
+        if (unread > 0 && !ctx->readers_abandoned)
+                log_debug("An attach client has read none of its last %zu bytes for %d ms: they stay in its "
+                          "socket; going on",
+                          unread, LIFECYCLE_SOCKET_DRAIN_STALL_MS);
+}
+
 static void lifecycle_linger_for_readers(CtrmonContext *ctx)
 {
-        if (!lifecycle_readers_pending(ctx))
-                return;
-        log_debug("Waiting for attach clients to read the rest of the output");
-        service_notify(ctx, "STATUS=Container %s exited; attach clients are reading the rest of its output",
-                       ctx->opts->cid);
-        while (lifecycle_readers_pending(ctx) && !ctx->readers_abandoned)
-                g_main_context_iteration(NULL, TRUE);
-        if (ctx->readers_abandoned)
-                log_warning("Gave up on attach clients with %zu bytes of output unread",
-                            ctx->attach ? attach_server_pending(ctx->attach) : 0);
+        if (lifecycle_readers_pending(ctx)) {
+                log_debug("Waiting for attach clients to read the rest of the output");
+                service_notify(ctx,
+                               "STATUS=Container %s exited; attach clients are reading the rest of its output",
+                               ctx->opts->cid);
+                while (lifecycle_readers_pending(ctx) && !ctx->readers_abandoned)
+                        g_main_context_iteration(NULL, TRUE);
+                if (ctx->readers_abandoned)
+                        log_warning("Gave up on attach clients with %zu bytes of output unread",
+                                    ctx->attach ? attach_server_pending(ctx->attach) : 0);
+        }
+        lifecycle_linger_for_sockets(ctx);
 }
 
 /* Report a normal end: returns the status to exit with. The exit files are

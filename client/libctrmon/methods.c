@@ -353,6 +353,9 @@ int ctrmon_client_logs(CtrmonClient *c, int tail, bool follow, CtrmonLogFn fn, v
         if (tail >= 0)
                 json_object_object_add(p, "tail", json_object_new_int(tail));
         json_object_object_add(p, "follow", json_object_new_boolean(follow));
+        /* A log too big for one answer comes as "log" notifications after
+         * it ("more": true) and ends with "log-end". */
+        json_object_object_add(p, "chunked", json_object_new_boolean(true));
 
         LogsState st = { .fn = fn, .userdata = userdata };
         c->notify_fn = methods_logs_notify;
@@ -360,11 +363,13 @@ int ctrmon_client_logs(CtrmonClient *c, int tail, bool follow, CtrmonLogFn fn, v
         json_object *o = NULL;
         int r = methods_call(c, CTRMON_METHOD_LOGS, p, false, &o, NULL);
         if (r >= 0) {
+                bool more = methods_get_bool(o, "more");
                 methods_deliver_log_object(&st, o);
                 json_object_put(o);
-                /* Following: lines come as notifications until "log-end"
-                 * (the container's output ended) or the hang-up. */
-                while (follow && !st.stopped && !st.ended) {
+                /* Following, or the rest of a big log: lines come as
+                 * notifications until "log-end" (the end of the log, or of
+                 * the container's output) or the hang-up. */
+                while ((follow || more) && !st.stopped && !st.ended) {
                         ClientMessage m;
                         r = client_read_message(c, false, &m);
                         if (r == -ECONNRESET) {

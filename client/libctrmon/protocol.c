@@ -174,6 +174,8 @@ int client_proto_errno_for_code(int code)
                 return -EOPNOTSUPP;
         case CTRMON_CONTROL_ERROR_INVALID_PARAMS:
                 return -EINVAL;
+        case CTRMON_CONTROL_ERROR_LIMIT:
+                return -EAGAIN; /* a cap of the monitor's: try again later */
         default:
                 return -EREMOTEIO;
         }

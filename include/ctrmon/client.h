@@ -13,6 +13,8 @@
  *   CTRMON_CONTROL_ERROR_METHOD_NOT_FOUND -EOPNOTSUPP
  *   CTRMON_CONTROL_ERROR_UNSUPPORTED      -EOPNOTSUPP
  *   CTRMON_CONTROL_ERROR_INVALID_PARAMS   -EINVAL
+ *   CTRMON_CONTROL_ERROR_LIMIT            -EAGAIN (a limit of the monitor's
+ *                                         is reached: try again later)
  *   anything else                         -EREMOTEIO
  *
  * Connecting fails with a plain -errno and no client (-ENOENT: no monitor

@@ -9,7 +9,9 @@
  * escapes them). A request line may be at most CTRMON_CONTROL_MAX_REQUEST
  * bytes; a longer one gets CTRMON_CONTROL_ERROR_TOO_LARGE and the connection
  * is closed. Requests on one connection are answered in order of completion
- * (match them by "id"); "wait" and "exec" answer later, others at once.
+ * (match them by "id"); "wait" and "exec" answer later, others at once. A
+ * client may shut down its write side after its requests (`nc -N`): the
+ * monitor answers what it asked, then closes.
  *
  * The methods, their params and results are documented in ctrmon-api(7);
  * the names below are the wire names. */
@@ -66,6 +68,54 @@
 #define CTRMON_CONTROL_ERROR_NOT_RUNNING -32003      /* container not running */
 #define CTRMON_CONTROL_ERROR_FAILED -32004           /* the operation failed; message says why */
 #define CTRMON_CONTROL_ERROR_UNSUPPORTED -32005      /* not in this mode (e.g. resize without -t) */
+#define CTRMON_CONTROL_ERROR_LIMIT -32006            /* a limit below is reached; message names it */
+
+/* Limits. A hostile or broken client costs bounded memory and descriptors
+ * and never stalls the monitor's loop (which also relays the container's
+ * output and reaps it): */
+/* Connections per peer uid. A connection over it gets one
+ * CTRMON_CONTROL_ERROR_LIMIT answer ("id": null) and is closed. */
+#define CTRMON_CONTROL_MAX_CONNECTIONS_PER_UID 64
+/* Connections in all (root and the owner). While no admitted uid could
+ * connect (at this, or every admitted uid at its own limit), the monitor
+ * accepts nothing: new clients wait in the listen backlog until a
+ * connection closes. */
+#define CTRMON_CONTROL_MAX_CONNECTIONS 128
+/* Descriptors the API leaves free under RLIMIT_NOFILE for the monitor's own
+ * work (exec pipes, log reopen, attach): a connection that would eat into
+ * them is refused (CTRMON_CONTROL_ERROR_LIMIT), and accepting pauses for
+ * CTRMON_CONTROL_ACCEPT_RETRY_MS; so it does on EMFILE/ENFILE. */
+#define CTRMON_CONTROL_FD_RESERVE 32
+#define CTRMON_CONTROL_ACCEPT_RETRY_MS 250
+/* Output a client may leave unread: a notification (event, log line) that
+ * would pass it disconnects the client. */
+#define CTRMON_CONTROL_OUTPUT_MAX (16 * 1024 * 1024)
+/* An answer may take the unread output up to this (the largest "exec"
+ * answer fits an empty queue). One that does not fit is replaced by a
+ * CTRMON_CONTROL_ERROR_FAILED answer saying so: a client gets its data or
+ * an error, never EOF. */
+#define CTRMON_CONTROL_ANSWER_MAX (48 * 1024 * 1024)
+/* "wait" calls pending on one connection; over it: CTRMON_CONTROL_ERROR_LIMIT.
+ * A waiter is dropped when its client goes away. */
+#define CTRMON_CONTROL_MAX_WAITS_PER_CONNECTION 16
+/* "exec" calls running at once (all connections); over it:
+ * CTRMON_CONTROL_ERROR_LIMIT. A client that goes away (full close, not a
+ * half-close) takes its execs with it: their commands are killed. */
+#define CTRMON_CONTROL_MAX_EXECS 16
+/* "exec" params.output_limit: bytes kept per stream, default and maximum.
+ * Output is sent as text when that is not much longer than base64, so two
+ * full streams fit CTRMON_CONTROL_ANSWER_MAX. */
+#define CTRMON_EXEC_OUTPUT_LIMIT_DEFAULT (16 * 1024 * 1024)
+#define CTRMON_EXEC_OUTPUT_LIMIT_MAX (16 * 1024 * 1024)
+/* "kill" with "all" running at once (each is a `runtime kill --all`
+ * process, bounded by --runtime-timeout); over it: CTRMON_CONTROL_ERROR_LIMIT. */
+#define CTRMON_CONTROL_MAX_KILLS 4
+/* API "attach" clients at once; over it: CTRMON_CONTROL_ERROR_LIMIT. */
+#define CTRMON_CONTROL_MAX_ATTACH 32
+/* At the container's exit: how long answers still queued for slow readers
+ * (and "kill" with "all" still running) may keep the monitor. The loop runs
+ * meanwhile; nothing blocks. */
+#define CTRMON_CONTROL_EXIT_LINGER_MS 2000
 
 /* "attach": after the answer {"framing":"ctrmon-attach-v1"} the connection
  * stops being JSON and carries frames both ways until it closes:

@@ -466,7 +466,10 @@ def s_sdnotify_container(w, o):
 # (helpers in tests/podman/slowio.py).
 
 BP_OUT = 100_000_000       # bytes cat'ed to a slow consumer
-BP_IN = 2_000_000_000      # bytes piped into a container that first sleeps
+# bytes piped into a container that first reads nothing: 500 MB keeps the
+# scenario near 20 s per world pair on the 2-core VM (2 GB took 80-100 s
+# under load); COMPAT_BP_STDIN=2000000000 runs the podman suite's size.
+BP_IN = int(os.environ.get("COMPAT_BP_STDIN", "500000000"))
 BP_HOLD = 2                # seconds the container reads no stdin
 BP_RSS_LIMIT_KIB = 16 * 1024
 BP_HELD = 64 * MiB         # podman sent less than this while nothing read
@@ -553,7 +556,7 @@ def bp_feed(w, o, key, p, gate, monitor_pid):
     o.notes[key + " sent while nothing read"] = sent
 
 
-@scenario("backpressure: 2 GB into exec -i and run -i",
+@scenario("backpressure: big stdin into exec -i and run -i",
           fixes={"files-exited": LEAKED_FIFOS,
                  "exec-i.monitor RSS < 16 MiB": SMALL_RSS,
                  "run-i.monitor RSS < 16 MiB": SMALL_RSS}, rootless=ALL)
@@ -599,8 +602,20 @@ def bp_terminal(w, o, key, args, then=None):
     return buf
 
 
+# conmon 2.1.6 sometimes (about 1 in 15 under load) applies podman's first
+# size only after the container read it: `stty size` fails (0 0).
+SIZE_RACE = "conmon 2.1.6 may apply the initial terminal size too late"
+
+
 @scenario("backpressure: caller's size for exec -it, run -it, start -ai",
-          fixes={"files-exited": LEAKED_FIFOS}, rootless=ALL)
+          fixes={"files-exited": LEAKED_FIFOS,
+                 "exec-it.rc": Fix(0, SIZE_RACE),
+                 "exec-it.stty size": Fix([(33, 101)], SIZE_RACE),
+                 "run-it.stty size": Fix([(33, 101)], SIZE_RACE),
+                 "start-ai.stty size": Fix([(33, 101)], SIZE_RACE),
+                 "exec-it early input answered": Fix(True, "ctrmon keeps input "
+                                                     "sent before the pty exists")},
+          rootless=ALL)
 def s_bp_terminal_size(w, o):
     n = o.name()
     run_d(w, o, n, "sleep", "1000")
@@ -626,7 +641,7 @@ def s_bp_terminal_size(w, o):
                "stty size; " + g.wait_cmd("go", "exit 4")]
 
         def verify(t, n=n, g=g):
-            t.wait_for(sizes, 30, "stty size")
+            t.wait_for(lambda b: sizes(b) or b"stty: " in b, 30, "stty size")
             w.verify_monitor(n)
             g.open()
         if create:

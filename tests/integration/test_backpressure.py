@@ -311,3 +311,96 @@ def test_after_the_exit_the_monitor_waits_for_a_slow_client_and_sigterm_gives_up
     # It got what its socket held, then EOF.
     assert 0 < int(out) < n
     m.assert_clean_exit(30)
+
+
+# A reader of the attach socket that records, in wall-clock time, when it
+# got its last byte; it reads one record per `pause` seconds.
+PACED_CLIENT = r"""
+import os, socket, sys, time
+d = os.open(sys.argv[1], os.O_PATH | os.O_DIRECTORY)
+pause = float(sys.argv[2])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(f"/proc/self/fd/{d}/attach")
+print("connected", flush=True)
+total, last = 0, 0.0
+while True:
+    data = s.recv(65536)
+    if not data:
+        break
+    total += len(data) - 1
+    last = time.time()
+    time.sleep(pause)
+print(total, last, flush=True)
+"""
+
+
+def _exit_stamp_args(path):
+    return ["--exit-command", "/bin/sh", "--exit-command-arg", "-c",
+            "--exit-command-arg", f"date +%s.%N > {path}"]
+
+
+def test_the_exit_command_waits_until_a_reading_client_has_its_sockets_last_byte(env, shared):
+    """The monitor's own queue empties long before a slow client has read
+    what its socket holds (up to 4 MiB). podman's exit command for an exec
+    (`podman container cleanup --exec`) removes the exit file that podman
+    exec reads after the last byte; run before that, it made podman exec
+    end 5 s late. So the exit command runs only once the client has read
+    everything, while it keeps reading."""
+    n = 6 * MiB
+    stamp = os.path.join(env.work, "exit-command-ran")
+    m = env.monitor([f"{SHARED_IN_CTR}/load-helper", "gen", str(n)], full_attach=True,
+                    bundle_opts={"shared_dir": shared}, extra_args=_exit_stamp_args(stamp))
+    m.create()
+    # 8 KiB records, one per 2 ms: 4 MiB/s, so a full socket takes ~1 s.
+    p = subprocess.Popen([sys.executable, "-c", PACED_CLIENT, m.bundle.path, "0.002"],
+                         stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"connected\n"
+        env.runc.start(m.cid)
+        assert m.wait_exit_file(60) == "0"
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    total, last = out.split()
+    assert int(total) == n
+    wait_for(lambda: os.path.exists(stamp) and os.path.getsize(stamp) > 0, 30, "the exit command")
+    ran = float(open(stamp).read())
+    assert ran >= float(last), f"the exit command ran {float(last) - ran:.2f} s before the client's last byte"
+    m.assert_clean_exit(30)
+
+
+def test_a_client_that_stops_reading_its_socket_does_not_hold_the_exit_command(env, shared):
+    """Once nothing is queued in the monitor, what a client's socket still
+    holds is the client's already: a client that reads none of it for 2 s
+    (here: stopped) is left it, the exit command runs and the monitor
+    ends; the client, continued, still gets every byte."""
+    n = 1 * MiB
+    stamp = os.path.join(env.work, "exit-command-ran")
+    m = env.monitor([f"{SHARED_IN_CTR}/load-helper", "gen", str(n)], full_attach=True,
+                    bundle_opts={"shared_dir": shared}, extra_args=_exit_stamp_args(stamp))
+    m.create()
+    p = subprocess.Popen([sys.executable, "-c", PACED_CLIENT, m.bundle.path, "0"],
+                         stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"connected\n"
+        os.kill(p.pid, signal.SIGSTOP)
+        env.runc.start(m.cid)
+        assert m.wait_exit_file(60) == "0"
+        exited = time.time()
+        wait_for(lambda: os.path.exists(stamp) and os.path.getsize(stamp) > 0, 30,
+                 "the exit command, with the client stopped")
+        waited = float(open(stamp).read()) - exited
+        wait_for(lambda: is_gone(m.daemon_pid), 30, "the monitor to end, with the client stopped")
+        os.kill(p.pid, signal.SIGCONT)
+        out, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGCONT)
+            p.kill()
+            p.wait(10)
+    assert int(out.split()[0]) == n
+    # It gave the client its 2 s (LIFECYCLE_SOCKET_DRAIN_STALL_MS).
+    assert waited > 1.5, f"{waited:.2f} s"
+    m.assert_clean_exit(30)

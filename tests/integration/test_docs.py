@@ -43,3 +43,33 @@ def test_every_ctrmonctl_command_and_option_in_help_is_in_its_man_page():
     missing = [c for c in commands if f"*{c}*" not in page]
     missing += [o for o in options if o not in page]
     assert missing == [], f"in ctrmonctl --help but not in ctrmonctl(1): {missing}"
+
+
+def test_every_test_named_in_docs_faults_exists():
+    """docs/faults.md names, for each fault, the test that shows it: each
+    `dir/file::name` (and `::name`, in the same file as the one before it)
+    must be a test of that file, each `fuzz/...` a fuzz target."""
+    text = open(os.path.join(TOP, "docs", "faults.md")).read()
+    missing, checked, current = [], 0, None
+    for cell in re.findall(r"`([^`\s]+)`", text):
+        m = re.fullmatch(r"((?:unit|integration|podman|compat|crio|systemd|install|load|fuzz)/[\w./-]+)?"
+                         r"(?:::(\w+))?", cell)
+        if not m or not (m.group(1) or m.group(2)):
+            continue
+        if m.group(1):
+            current = os.path.join(TOP, "tests", m.group(1))
+            if not os.path.exists(current):
+                missing.append(cell)
+                continue
+        if m.group(2):
+            if current is None:
+                missing.append(cell)
+                continue
+            src = open(current).read()
+            pattern = (rf"START_TEST\({m.group(2)}\)" if current.endswith(".c")
+                       else rf"def {m.group(2)}\(")
+            if not re.search(pattern, src):
+                missing.append(f"{os.path.relpath(current, TOP)}::{m.group(2)}")
+        checked += 1
+    assert checked > 100, checked
+    assert not missing, missing

@@ -59,14 +59,18 @@ def data_file(path, size, seed=None):
 
 class SlowReader(threading.Thread):
     """Reads fd to EOF: nothing for `delay` seconds, then `chunk` bytes per
-    read with `pause` seconds between reads.  .nbytes and .sha256 once
-    joined."""
+    read with `pause` seconds between reads (`tail_pause` once `tail_from`
+    bytes were read).  .nbytes, .sha256, .reads and the monotonic times of
+    the last byte (.t_last) and of EOF (.t_eof) once joined."""
 
-    def __init__(self, fd, delay=8.0, chunk=64 * KiB, pause=0.002):
+    def __init__(self, fd, delay=8.0, chunk=64 * KiB, pause=0.002,
+                 tail_from=None, tail_pause=None):
         super().__init__(daemon=True)
         self.fd, self.delay, self.chunk, self.pause = fd, delay, chunk, pause
+        self.tail_from, self.tail_pause = tail_from, tail_pause
         self.nbytes = 0
         self.reads = 0
+        self.t_last = self.t_eof = None
         self.h = hashlib.sha256()
         self.error = None
 
@@ -76,11 +80,16 @@ class SlowReader(threading.Thread):
             while True:
                 d = os.read(self.fd, self.chunk)
                 if not d:
+                    self.t_eof = time.monotonic()
                     break
+                self.t_last = time.monotonic()
                 self.h.update(d)
                 self.nbytes += len(d)
                 self.reads += 1
-                time.sleep(self.pause)
+                if self.tail_from is not None and self.nbytes >= self.tail_from:
+                    time.sleep(self.tail_pause)
+                else:
+                    time.sleep(self.pause)
         except Exception as e:  # reported by the caller
             self.error = e
 

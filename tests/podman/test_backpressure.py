@@ -31,6 +31,25 @@ HOLD = 3                        # s the container reads no stdin
 ROWS, COLS = 33, 101
 
 
+def _is_conmon_216():
+    try:
+        p = subprocess.run([os.environ.get("CTRMON_BIN", "/nonexistent"),
+                            "--version"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=10)
+    except OSError:
+        return False
+    return p.stdout.startswith(b"conmon version 2.1.6\n")
+
+
+# Seen with Debian's conmon 2.1.6 on 2026-12-07, about 1 run in 15 on the
+# loaded 2-core VM (run -it and start -ai): the container's first
+# `stty size` fails ("stty: standard input", size 0 0): conmon applied the
+# size podman sent only after the container had read it.
+conmon_216_size_race = pytest.mark.xfail(
+    _is_conmon_216(), strict=False,
+    reason="conmon 2.1.6 sometimes applies the initial terminal size late")
+
+
 @pytest.fixture(scope="module")
 def data(world):
     """(host path, sha256) of OUT_SIZE random bytes."""
@@ -113,6 +132,34 @@ def test_exec_output_to_a_slow_consumer_is_complete(pw, data, ctr):
     assert r.sha256 == data[1]
 
 
+# Seen on 2026-12-07 with ctrmon before the fix, every time: the exec
+# monitor exited while up to 4 MiB of output still sat in the attach
+# socket (ctrmon raises SO_SNDBUF to 4 MiB; it waited only for its own
+# queue).  Its exit command, `podman container cleanup --exec`, removed
+# the exec session's exit file before podman, still writing that output to
+# the slow consumer, read it: podman polls for the file for 5 s
+# (readExecExitCode, WaitForFile(..., 5s)), then takes the exit code from
+# its database.  Nothing was lost; podman exec just ended 5 s late.  Now
+# the monitor runs the exit command once the socket is read
+# (lifecycle_linger_for_sockets).
+def test_exec_to_a_consumer_slow_at_the_end_returns_with_the_last_byte(pw, data, ctr):
+    name, _, _ = ctr
+    p = pw.popen("exec", name, "sh", "-c", "cat /data; exit 7")
+    # 1 s of nothing (the monitor's queue and socket fill up), fast, then
+    # 64 KiB every 20 ms over the last 8 MiB
+    r = SlowReader(p.stdout.fileno(), delay=1, tail_from=OUT_SIZE - 8 * MiB,
+                   tail_pause=0.02)
+    e = Drain(p.stderr.fileno())
+    r.start()
+    e.start()
+    rc = finish(p, (r, e), 120)
+    assert r.error is None, r.error
+    assert (rc, e.data, r.nbytes) == (7, b"", OUT_SIZE)
+    assert r.sha256 == data[1]
+    late = r.t_eof - r.t_last
+    assert late < 2, f"podman exec ended {late:.1f} s after the last byte"
+
+
 # -- 2 GB into stdin ------------------------------------------------------------
 
 def feed_and_sample(p, gate, monitor_pid_of, what):
@@ -184,6 +231,11 @@ def test_run_i_2gb_stdin_arrives_whole_and_the_monitor_stays_small(pw):
 
 # -- the caller's terminal size -------------------------------------------------
 
+def stty_answered(buf):
+    """`stty size` printed a size, or failed (a size of 0 0)."""
+    return sizes(buf) or b"stty: " in buf
+
+
 def test_exec_it_starts_with_the_callers_terminal_size(pw, ctr):
     name, _, _ = ctr
     t = Terminal(pw.argv("exec", "-it", name, "stty", "size"), pw.env, ROWS, COLS)
@@ -192,6 +244,7 @@ def test_exec_it_starts_with_the_callers_terminal_size(pw, ctr):
     assert sizes(buf) == [(ROWS, COLS)], buf
 
 
+@conmon_216_size_race
 def test_run_it_starts_with_the_callers_terminal_size(pw):
     g = pw.gate()
     name = pw.name()
@@ -199,7 +252,7 @@ def test_run_it_starts_with_the_callers_terminal_size(pw):
                          "sh", "-c", "stty size; " + g.wait_cmd("go")),
                  pw.env, ROWS, COLS)
     try:
-        t.wait_for(sizes, 30, "stty size")
+        t.wait_for(stty_answered, 30, "stty size")
         info = pw.verify_monitor(name)
         g.open()
         rc, buf = t.finish(60)
@@ -210,6 +263,7 @@ def test_run_it_starts_with_the_callers_terminal_size(pw):
     pw.assert_monitor_gone(info)
 
 
+@conmon_216_size_race
 def test_start_ai_starts_with_the_callers_terminal_size(pw):
     g = pw.gate()
     name = pw.name()
@@ -217,7 +271,7 @@ def test_start_ai_starts_with_the_callers_terminal_size(pw):
           "sh", "-c", "stty size; " + g.wait_cmd("go", "exit 4"))
     t = Terminal(pw.argv("start", "-ai", name), pw.env, ROWS, COLS)
     try:
-        t.wait_for(sizes, 30, "stty size")
+        t.wait_for(stty_answered, 30, "stty size")
         info = pw.verify_monitor(name)
         g.open()
         rc, buf = t.finish(60)

@@ -183,6 +183,7 @@ START_TEST(test_error_codes_map_to_documented_errno)
         ck_assert_int_eq(client_proto_errno_for_code(CTRMON_CONTROL_ERROR_METHOD_NOT_FOUND), -EOPNOTSUPP);
         ck_assert_int_eq(client_proto_errno_for_code(CTRMON_CONTROL_ERROR_UNSUPPORTED), -EOPNOTSUPP);
         ck_assert_int_eq(client_proto_errno_for_code(CTRMON_CONTROL_ERROR_INVALID_PARAMS), -EINVAL);
+        ck_assert_int_eq(client_proto_errno_for_code(CTRMON_CONTROL_ERROR_LIMIT), -EAGAIN);
         ck_assert_int_eq(client_proto_errno_for_code(CTRMON_CONTROL_ERROR_FAILED), -EREMOTEIO);
 }
 END_TEST

@@ -67,6 +67,40 @@ START_TEST(test_scan_false_start_is_passed_on)
 }
 END_TEST
 
+/* Keys with repeated bytes: after a false start the held bytes may still
+ * end in a beginning of the keys ("aab" in "aaab", "abab" in "ababab"). */
+START_TEST(test_scan_keys_with_repeated_bytes_detach_at_the_first_occurrence)
+{
+        static const struct {
+                const char *keys, *input, *before;
+        } cases[] = {
+                { "aab", "aaab-", "a" },
+                { "aab", "xaaaaab", "xaaa" },
+                { "abab", "ababab", "" },
+                { "abab", "abaabab", "aba" },
+                { "aabaa", "aabaxaabaabaa", "aabax" },
+                { "abac", "ababac", "ab" },
+                { "\x10\x10\x11", "\x10\x10\x10\x11", "\x10" },
+        };
+        for (size_t c = 0; c < G_N_ELEMENTS(cases); c++)
+                for (size_t cut = 1; cut <= 4; cut++) {
+                        GByteArray *out = g_byte_array_new();
+                        ck_assert_msg(scan_all(cases[c].keys, cases[c].input, cut, out), "case %zu cut %zu", c,
+                                      cut);
+                        ck_assert_uint_eq(out->len, strlen(cases[c].before));
+                        ck_assert(out->len == 0 || memcmp(out->data, cases[c].before, out->len) == 0);
+                        g_byte_array_unref(out);
+                }
+        /* No occurrence: every byte passes, in order, none held at the end
+         * but a beginning of the keys. */
+        GByteArray *out = g_byte_array_new();
+        ck_assert(!scan_all("aab", "aaaxaa", 1, out));
+        ck_assert_uint_eq(out->len, 4);
+        ck_assert(memcmp(out->data, "aaax", 4) == 0);
+        g_byte_array_unref(out);
+}
+END_TEST
+
 START_TEST(test_scan_without_keys_or_match_passes_everything)
 {
         GByteArray *out = g_byte_array_new();
@@ -109,6 +143,7 @@ int main(void)
         tcase_add_test(tc, test_parse_rejects_malformed);
         tcase_add_test(tc, test_scan_finds_keys_across_any_cut);
         tcase_add_test(tc, test_scan_false_start_is_passed_on);
+        tcase_add_test(tc, test_scan_keys_with_repeated_bytes_detach_at_the_first_occurrence);
         tcase_add_test(tc, test_scan_without_keys_or_match_passes_everything);
         tcase_add_test(tc, test_scan_holds_a_trailing_prefix);
         tcase_add_test(tc, test_scan_single_key);

@@ -6,6 +6,7 @@
 #include "cgroup-util.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +87,35 @@ START_TEST(test_stat_pid1_has_ppid_0_and_garbage_fails)
 }
 END_TEST
 
+/* A number that does not fit is refused, never wrapped: a uid of 2^32 read
+ * as 0 would make a process look like root's (fuzz-proc-parsers found
+ * these; each input is one of its crash-* seeds). */
+START_TEST(test_numbers_that_do_not_fit_are_refused)
+{
+        pid_t pid = -77;
+        ck_assert_int_eq(control_proc_parse_nspid("NSpid:\t12\t4294967297\n", &pid), -EINVAL);
+        ck_assert_int_eq(control_proc_parse_nspid("NSpid:\t2147483648\n", &pid), -EINVAL);
+        ck_assert_int_eq(pid, -77);
+        ck_assert_int_eq(control_proc_parse_nspid("NSpid:\t2147483647\n", &pid), 0);
+        ck_assert_int_eq(pid, 2147483647);
+
+        uid_t uid = 4242;
+        ck_assert_int_eq(control_proc_parse_uid("Uid:\t4294967296\t0\t0\t0\n", &uid), -EINVAL);
+        ck_assert_int_eq(control_proc_parse_uid("Uid:\t99999999999999999999999\n", &uid), -EINVAL);
+        ck_assert_uint_eq(uid, 4242);
+        ck_assert_int_eq(control_proc_parse_uid("Uid:\t4294967295\n", &uid), 0);
+        ck_assert_uint_eq(uid, 4294967295u);
+
+        char state = '?';
+        pid_t ppid = -77;
+        ck_assert_int_eq(control_proc_parse_stat("5 (x) S -1 5\n", &state, &ppid), -EINVAL);
+        ck_assert_int_eq(control_proc_parse_stat("5 (x) S 4294967296 5\n", &state, &ppid), -EINVAL);
+        ck_assert_int_eq(control_proc_parse_stat("5 (x) S 2147483648 5\n", &state, &ppid), -EINVAL);
+        ck_assert_int_eq(ppid, -77);
+        ck_assert_int_eq(state, '?');
+}
+END_TEST
+
 START_TEST(test_cgroup_paths_v1_and_unified)
 {
         const char *text = "12:pids:/ctr/a\n"
@@ -159,6 +189,7 @@ static Suite *control_processes_suite(void)
         tcase_add_test(tc, test_stat_plain);
         tcase_add_test(tc, test_stat_comm_with_spaces_and_parentheses);
         tcase_add_test(tc, test_stat_pid1_has_ppid_0_and_garbage_fails);
+        tcase_add_test(tc, test_numbers_that_do_not_fit_are_refused);
         tcase_add_test(tc, test_cgroup_paths_v1_and_unified);
         tcase_add_test(tc, test_descendants_finds_a_grandchild);
         suite_add_tcase(s, tc);
