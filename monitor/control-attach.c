@@ -249,13 +249,15 @@ static void control_attach_output_cb(CtrmonStream stream, const char *buf, size_
         }
         control_attach_queue(s, stream == CTRMON_STREAM_STDERR ? CTRMON_ATTACH_FRAME_STDERR
                                                                : CTRMON_ATTACH_FRAME_STDOUT,
-                             buf, len, true);
+                             buf, len, false);
         /* Queued whole (the queue may pass the bound by this one chunk);
          * from here on no output is read until the client has drained. */
         if (!s->lossy && !s->holding && out_queue_pending(s->out) >= CTRMON_ATTACH_QUEUE_MAX) {
                 s->holding = true;
                 stdio_relay_hold_output(s->ctx->relay);
         }
+        /* Last: writing may find the client gone and free `s`. */
+        out_queue_flush(s->out);
 }
 
 static void control_attach_watch_in(AttachStream *s)

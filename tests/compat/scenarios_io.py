@@ -598,21 +598,38 @@ def bp_terminal(w, o, key, args, then=None):
     finally:
         t.close()
     o[key + ".rc"] = rc
-    o[key + ".stty size"] = sizes(buf)
+    o[key + ".stty size"] = stty_result(buf)
     return buf
 
 
-# conmon 2.1.6 sometimes (about 1 in 15 under load) applies podman's first
-# size only after the container read it: `stty size` fails (0 0).
-SIZE_RACE = "conmon 2.1.6 may apply the initial terminal size too late"
+# Two races outside ctrmon's reach. The runtime starts the process right
+# after it hands the monitor the pty, without waiting for a size: conmon
+# 2.1.6 applies podman's first size later and loses about 1 in 15 under
+# load (`stty size` says 0 0 or fails); ctrmon applies it the moment the
+# pty arrives. And with either monitor, about 1 exec in 40 on the loaded
+# 2-core VM (December, tried 40 times each), the exec'd `stty size` fails
+# with "stty: standard input" and exit code 0 from podman: its terminal is
+# not usable yet. A failed stty is accepted for both; anything else (no
+# output at all, another size) is not.
+SIZE_RACE = "the runtime starts the process without waiting for the size"
+RACE_LOST = "stty ran before the pty had a size (the runtime's race)"
+
+
+def stty_result(buf):
+    got = sizes(buf)
+    if got:
+        return got
+    if b"stty: " in buf:
+        return RACE_LOST
+    return []  # no stty output at all (or none asked for: exec-it-early)
 
 
 @scenario("backpressure: caller's size for exec -it, run -it, start -ai",
           fixes={"files-exited": LEAKED_FIFOS,
                  "exec-it.rc": Fix(0, SIZE_RACE),
-                 "exec-it.stty size": Fix([(33, 101)], SIZE_RACE),
-                 "run-it.stty size": Fix([(33, 101)], SIZE_RACE),
-                 "start-ai.stty size": Fix([(33, 101)], SIZE_RACE),
+                 "exec-it.stty size": Fix([(33, 101)], SIZE_RACE, also=(RACE_LOST,)),
+                 "run-it.stty size": Fix([(33, 101)], SIZE_RACE, also=(RACE_LOST,)),
+                 "start-ai.stty size": Fix([(33, 101)], SIZE_RACE, also=(RACE_LOST,)),
                  "exec-it early input answered": Fix(True, "ctrmon keeps input "
                                                      "sent before the pty exists")},
           rootless=ALL)

@@ -148,13 +148,17 @@ static void fuzz_check_filter(const char *d, size_t len)
 
 /* ------------------------------------------------------------ the relay */
 
+#define FUZZ_DATAGRAM_MAX 32768
+
 static void fuzz_relay_one(const char *d, size_t len)
 {
         if (send(send_fd, d, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t) len)
                 return; /* too big for a datagram: not the relay's business */
         for (int i = 0; i < 16; i++)
                 g_main_context_iteration(NULL, FALSE);
-        char *want = fuzz_oracle(d, len);
+        /* A datagram longer than the relay reads (SDNOTIFY_DATAGRAM_MAX in
+         * sdnotify.c) is dropped whole, never passed on cut. */
+        char *want = len > FUZZ_DATAGRAM_MAX ? NULL : fuzz_oracle(d, len);
         static char buf[1 << 17];
         ssize_t n = recv(host_fd, buf, sizeof buf, MSG_DONTWAIT);
         if (!want) {

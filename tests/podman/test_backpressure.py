@@ -236,10 +236,21 @@ def stty_answered(buf):
     return sizes(buf) or b"stty: " in buf
 
 
+# Seen with conmon 2.1.6 and with ctrmon alike, about 1 exec in 40 on the
+# loaded 2-core VM (December): the exec'd `stty size` fails with
+# "stty: standard input" (its terminal not usable yet), a race between
+# runc and the process it starts, before either monitor is involved. Such
+# a run is tried again; any other output is a failure.
+RUNTIME_TTY_RACE = b"stty: standard input\r\n"
+
+
 def test_exec_it_starts_with_the_callers_terminal_size(pw, ctr):
     name, _, _ = ctr
-    t = Terminal(pw.argv("exec", "-it", name, "stty", "size"), pw.env, ROWS, COLS)
-    rc, buf = t.finish(60)
+    for attempt in range(3):
+        t = Terminal(pw.argv("exec", "-it", name, "stty", "size"), pw.env, ROWS, COLS)
+        rc, buf = t.finish(60)
+        if buf != RUNTIME_TTY_RACE:
+            break
     assert rc == 0, buf
     assert sizes(buf) == [(ROWS, COLS)], buf
 

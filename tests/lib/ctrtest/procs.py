@@ -100,4 +100,13 @@ def rss_limit(nbytes):
     heap, so the bound is doubled and 96 MiB added there."""
     if os.environ.get("VALGRIND_LOG_DIR"):
         return 2 * nbytes + 96 * 1024 * 1024
+    if under_asan():
+        # AddressSanitizer keeps freed memory in its quarantine (256 MiB
+        # by default) and shadows the heap: only a runaway is caught.
+        return 2 * nbytes + 512 * 1024 * 1024
     return nbytes
+
+
+def under_asan():
+    """The integration-asan run: tests/run-all sets ASAN_OPTIONS for it."""
+    return bool(os.environ.get("ASAN_OPTIONS"))
