@@ -616,6 +616,13 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
                 }
         }
 
+        /* Also before the caller hears the pid: a container started at once
+         * can be OOM-killed before the relay is set up, and an OOM the
+         * watch never saw is never reported. */
+        g_autoptr(GError) oom_error = NULL;
+        if (oom_watch_new(ctx->container_pid, lifecycle_oom_cb, ctx, &ctx->oom, &oom_error) < 0)
+                log_debug("No OOM monitoring: %s", oom_error->message);
+
         /* Legacy exec reports only the exit status. */
         if (!(o->exec && !o->api_version_1)) {
                 g_autoptr(GError) send_error = NULL;
@@ -644,9 +651,6 @@ static void lifecycle_start_relaying(CtrmonContext *ctx)
         }
         if (ctx->pipes.stderr_fd >= 0)
                 stdio_relay_add_output(ctx->relay, TAKE_FD(ctx->pipes.stderr_fd), CTRMON_STREAM_STDERR);
-
-        if (oom_watch_new(ctx->container_pid, lifecycle_oom_cb, ctx, &ctx->oom, &error) < 0)
-                log_debug("No OOM monitoring: %s", error->message);
 
         if (o->timeout > 0)
                 ctx->timeout_id = g_timeout_add_seconds((guint) o->timeout, lifecycle_timeout_cb, ctx);

@@ -59,6 +59,32 @@ static bool oom_watch_v2_check(OomWatch *w)
         return fresh;
 }
 
+/* v1: memory.oom_control's oom_kill counter (kernel 4.13 and later), read
+ * through the descriptor held since the watch began. */
+static bool oom_watch_v1_kills(OomWatch *w, guint64 *ret_kills)
+{
+        char buf[512];
+        ssize_t n = pread(w->oom_control_fd, buf, sizeof buf - 1, 0);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        if (!strstr(buf, "oom_kill "))
+                return false;
+        guint64 oom_unused;
+        oom_parse_memory_events(buf, &oom_unused, ret_kills);
+        return true;
+}
+
+static bool oom_watch_v1_check(OomWatch *w)
+{
+        guint64 kills;
+        if (!oom_watch_v1_kills(w, &kills))
+                return false;
+        bool fresh = kills > w->last_oom_kill;
+        w->last_oom_kill = kills;
+        return fresh;
+}
+
 static gboolean oom_watch_event_cb(int fd, GIOCondition condition, gpointer user_data)
 {
         OomWatch *w = user_data;
@@ -83,6 +109,8 @@ static gboolean oom_watch_event_cb(int fd, GIOCondition condition, gpointer user
                 w->source_id = 0;
                 return G_SOURCE_REMOVE;
         }
+        /* Seen here: the final check must not count it again. */
+        (void) oom_watch_v1_check(w);
         if (w->oom_cb)
                 w->oom_cb(w->user_data);
         return G_SOURCE_CONTINUE;
@@ -94,6 +122,9 @@ static int oom_watch_setup_v1(OomWatch *w, GError **error)
         w->oom_control_fd = open(oom_control, O_RDONLY | O_CLOEXEC);
         if (w->oom_control_fd < 0)
                 return ctrmon_set_error_errno(error, errno, "Failed to open %s", oom_control);
+        /* Kills before the watch (a reused cgroup) are not the container's. */
+        if (!oom_watch_v1_kills(w, &w->last_oom_kill))
+                w->last_oom_kill = 0;
 
         w->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (w->event_fd < 0)
@@ -150,9 +181,9 @@ int oom_watch_new(pid_t pid, OomFn oom_cb, void *user_data, OomWatch **ret_watch
 
 bool oom_watch_final_check(OomWatch *w)
 {
-        if (!w || !w->v2)
+        if (!w)
                 return false;
-        return oom_watch_v2_check(w);
+        return w->v2 ? oom_watch_v2_check(w) : oom_watch_v1_check(w);
 }
 
 void oom_watch_free(OomWatch *w)

@@ -15,8 +15,9 @@ typedef void (*OomFn)(void *user_data);
  * watch is not an error). */
 int oom_watch_new(pid_t pid, OomFn oom_cb, void *user_data, OomWatch **ret_watch, GError **error);
 
-/* cgroup v2: read memory.events once more at exit; returns true if an OOM
- * that was not reported yet happened. v1: false. */
+/* At exit, read the counters once more (v2: memory.events; v1: oom_kill in
+ * memory.oom_control): true if an OOM kill that was not reported yet
+ * happened, for an event still queued when the container's exit is handled. */
 bool oom_watch_final_check(OomWatch *watch);
 
 void oom_watch_free(OomWatch *watch);

@@ -13,11 +13,16 @@
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 /* Parse text that must be exactly one JSON value; NULL if it is not. */
-static json_object *client_proto_parse_whole(const char *text, size_t len)
+/* One JSON value and nothing after it. `strict` is json-c's strict mode:
+ * the lenient reader takes "-10e" as the double -10 and a trailing comma as
+ * nothing, and what we would then send is not what the caller wrote. */
+static json_object *client_proto_parse_whole(const char *text, size_t len, bool strict)
 {
         json_tokener *tok = json_tokener_new();
         if (!tok)
                 return NULL;
+        if (strict)
+                json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
         json_object *v = json_tokener_parse_ex(tok, text, (int) len);
         bool ok = json_tokener_get_error(tok) == json_tokener_success &&
                   json_tokener_get_parse_end(tok) == len;
@@ -36,7 +41,7 @@ int client_proto_encode_request(int64_t id, const char *method, const char *para
                 return -EINVAL;
         json_object *params = NULL;
         if (params_json) {
-                params = client_proto_parse_whole(params_json, strlen(params_json));
+                params = client_proto_parse_whole(params_json, strlen(params_json), true);
                 /* The monitor takes named params only. */
                 if (!params || !json_object_is_type(params, json_type_object)) {
                         json_object_put(params);
@@ -80,7 +85,7 @@ static int client_proto_fail(char **ret_reason, const char *reason)
 
 int client_proto_parse_message(const char *line, size_t len, ClientMessage *ret_msg, char **ret_reason)
 {
-        json_object *msg = client_proto_parse_whole(line, len);
+        json_object *msg = client_proto_parse_whole(line, len, false);
         if (!msg)
                 return client_proto_fail(ret_reason, "the monitor sent a line that is not JSON");
         ClientMessage m = { 0 };

@@ -24,7 +24,8 @@ typedef struct {
 } ClientMessage;
 
 /* Encode one request line, newline included (malloc()ed). `params_json`
- * may be NULL; otherwise it must be a JSON object. Returns 0 or -EINVAL. */
+ * may be NULL; otherwise it must be one JSON object, read in json-c's strict mode
+ * (no trailing commas, comments or "-10e"). Returns 0 or -EINVAL. */
 int client_proto_encode_request(int64_t id, const char *method, const char *params_json, char **ret_line,
                                 size_t *ret_len);
 

@@ -62,7 +62,8 @@ int ctrmon_client_error_code(const CtrmonClient *client);
 
 /* ------------------------------------------------------------ generic call */
 
-/* Send `method` with `params_json` (a JSON object as text, or NULL for none)
+/* Send `method` with `params_json` (one JSON object as text, read in json-c's
+ * strict mode, or NULL for none; anything else is -EINVAL)
  * and wait for its answer; on success *ret_result_json (if not NULL) gets
  * the result as JSON text. */
 int ctrmon_client_call(CtrmonClient *client, const char *method, const char *params_json,

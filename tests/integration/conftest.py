@@ -6,10 +6,13 @@ Env:  CTRTEST_KEEP=1 keeps the per-test work dirs under /run/ctrmon-tests.
       CTRTEST_TIME_SCALE (default 1) stretches the deadlines that are only
       about time (conftest.scaled); the valgrind run sets it, since ctrmon
       runs 20-50x slower under memcheck.
+      Under pytest-xdist (-n N) a test marked `alone` runs while no other
+      test does (fixture `xdist_turn`).
       VALGRIND_LOG_DIR (set by the valgrind run, tests/lib/valgrind-ctrmon)
       holds valgrind's own log files, the fds valgrind adds to what the
       monitor's children inherit (fixture `valgrind_log_dir`).
 """
+import fcntl
 import os
 import shutil
 import signal
@@ -37,6 +40,12 @@ def pytest_configure(config):
         "conmon_differs(reason): the expectation is ctrmon's or conmon "
         "2.2.1's and Debian's conmon 2.1.6 behaves differently; such tests "
         "are xfail when CTRMON_BIN reports 'conmon version 2.1.6'")
+
+
+    config.addinivalue_line(
+        "markers",
+        "alone: measures the monitor's latency under a load of its own; under "
+        "pytest-xdist no other test runs meanwhile")
 
 
 def _binary_version():
@@ -115,9 +124,41 @@ class _Timeout(Exception):
     pass
 
 
+def _turn_lock(name):
+    """A lock file shared by the workers of one pytest-xdist run."""
+    path = f"/tmp/ctrmon-xdist-{os.environ['PYTEST_XDIST_TESTRUNUID']}.{name}"
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
 @pytest.fixture(autouse=True)
-def test_time_limit():
-    """No test may hang: SIGALRM aborts it after TEST_TIMEOUT seconds."""
+def xdist_turn(request):
+    """Under pytest-xdist, a test marked `alone` holds the run's lock
+    exclusively, every other test shares it. A gate lock in front gives the
+    `alone` test its turn: once it waits at the gate's far side, no new test
+    starts until it has run."""
+    if "PYTEST_XDIST_TESTRUNUID" not in os.environ:
+        yield
+        return
+    gate, turn = _turn_lock("gate"), _turn_lock("turn")
+    try:
+        alone = request.node.get_closest_marker("alone") is not None
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        if alone:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            fcntl.flock(turn, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(turn)
+        os.close(gate)
+
+
+@pytest.fixture(autouse=True)
+def test_time_limit(xdist_turn):
+    """No test may hang: SIGALRM aborts it after TEST_TIMEOUT seconds (the
+    clock starts once the test has its turn)."""
     def on_alarm(signum, frame):
         raise _Timeout(f"test exceeded {TEST_TIMEOUT}s")
     old = signal.signal(signal.SIGALRM, on_alarm)

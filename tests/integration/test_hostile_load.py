@@ -27,6 +27,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from ctrtest.attach import AttachClient
 from ctrtest.control import ControlClient, api_socket_path
 from ctrtest.procs import is_gone, rss_limit
@@ -107,6 +109,7 @@ class Crowd:
         assert not [t for t in self.threads if t.is_alive()], "a hostile client hung"
 
 
+@pytest.mark.alone
 def test_hostile_clients_of_every_kind_at_once_leave_log_memory_and_loop_intact(env):
     m = env.monitor(["sh", "-c", TICKER], stdin=True, full_attach=True)
     m.run()

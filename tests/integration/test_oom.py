@@ -1,6 +1,8 @@
 """OOM reporting on cgroup v1 (spec §8.3, §8.4)."""
 import os
+import signal
 import stat
+import time
 
 import pytest
 
@@ -44,3 +46,30 @@ def test_no_oom_file_without_oom(env):
     m.assert_clean_exit()
     assert not os.path.exists(os.path.join(m.persist_dir, "oom"))
     assert not os.path.exists(m.bundle.file("oom"))
+
+
+@pytest.mark.conmon_differs("arms its OOM watch after the pid report")
+def test_oom_right_after_the_pid_report_is_reported(env):
+    """The caller may start the container the moment it hears the pid: an
+    OOM kill before the monitor runs again is still reported. Stopping the
+    monitor right after the report makes that order certain."""
+    m = env.monitor(["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+                    bundle_opts={"memory_limit": 32 * MIB})
+    pid = m.create()
+    os.kill(m.daemon_pid, signal.SIGSTOP)
+    try:
+        m.runc.start(m.cid)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in "ZX":
+                        break
+            except FileNotFoundError:
+                break
+            time.sleep(0.02)
+    finally:
+        os.kill(m.daemon_pid, signal.SIGCONT)
+    assert m.wait_exit_file(20) == "137"
+    _assert_empty_0644(os.path.join(m.persist_dir, "oom"))
+    _assert_empty_0644(m.bundle.file("oom"))
