@@ -13,14 +13,27 @@ static CtrmonLogLevel diag_level = CTRMON_LOG_LEVEL_WARNING;
 static bool diag_syslog;
 static char diag_syslog_prefix[64] = "conmon";
 
+void diag_syslog_open(void)
+{
+        /* conmon never calls openlog(), so its entries carry glibc's default
+         * ident, the program name "conmon": SYSLOG_IDENTIFIER=conmon in the
+         * journal, "conmon:" in /var/log/syslog. ctrmon sets that ident
+         * itself, whatever its binary is called, so that `journalctl -t
+         * conmon` finds the monitor's messages after the switch (_COMM and
+         * _EXE still name the program). No LOG_PID, as conmon. */
+        openlog(DIAG_SYSLOG_IDENT, 0, LOG_USER);
+}
+
 void diag_init(CtrmonLogLevel level, bool use_syslog, const char *cid, const char *tag)
 {
         diag_level = level;
         diag_syslog = use_syslog;
+        if (use_syslog)
+                diag_syslog_open();
         if (cid) {
                 /* conmon's syslog prefix (spec §6.6), kept byte for byte so
                  * existing searches work: "conmon " and the first 20 chars of
-                 * "cid" or "cid: tag". The ident (program name) says ctrmon. */
+                 * "cid" or "cid: tag". */
                 g_autofree char *who = tag ? g_strdup_printf("%s: %s", cid, tag) : g_strdup(cid);
                 g_snprintf(diag_syslog_prefix, sizeof diag_syslog_prefix, "conmon %.20s", who);
         }
@@ -80,7 +93,7 @@ void diag_log(CtrmonLogLevel level, int errnum, const char *format, ...)
 
         if (diag_syslog) {
                 /* conmon: LOG_ERR for errors, LOG_INFO for everything else;
-                 * no openlog(), so ident = program name, facility user. */
+                 * ident "conmon" (diag_syslog_open), facility user. */
                 int priority = level == CTRMON_LOG_LEVEL_ERROR ? LOG_ERR : LOG_INFO;
                 const char *kind = diag_syslog_kind(level, errnum);
                 if (errnum)

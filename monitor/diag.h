@@ -9,7 +9,15 @@
 #include "ctrmon/error.h"
 #include <stdbool.h>
 
+/* The syslog ident of every entry: conmon's (its program name), so filters
+ * on SYSLOG_IDENTIFIER=conmon keep working. */
+#define DIAG_SYSLOG_IDENT "conmon"
+
 void diag_init(CtrmonLogLevel level, bool use_syslog, const char *cid, const char *tag);
+
+/* openlog() with DIAG_SYSLOG_IDENT and facility user; diag_init() calls it
+ * with --syslog, a caller that logs to syslog before that calls it first. */
+void diag_syslog_open(void);
 
 void diag_log(CtrmonLogLevel level, int errnum, const char *format, ...) G_GNUC_PRINTF(3, 4);
 

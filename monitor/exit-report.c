@@ -193,6 +193,39 @@ static void exit_report_close_fds_from(int first)
                 close((int) fd);
 }
 
+/* podman 5 passes its whole environment to the monitor, socket
+ * activation's LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES included (podman 4 passed
+ * a short list without them), and the fds they name become the container's
+ * (--preserve-fds). The exit command has none of them: it gets stdio only.
+ * Yet `podman container cleanup` is the one that restarts a container with a
+ * restart policy, and podman's createOCIContainer trusts LISTEN_FDS=N alone:
+ * it would pass whatever the cleanup process has open at 3..N+2 to the new
+ * container as its sockets, or fail on a closed fd. The _OCI_* pipes are
+ * closed as well. So none of these reach the exit command. */
+static const char *const exit_report_fd_env_names[] = {
+        "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "_OCI_SYNCPIPE", "_OCI_STARTPIPE", "_OCI_ATTACHPIPE",
+};
+
+static bool exit_report_names_fds(const char *entry)
+{
+        for (size_t i = 0; i < G_N_ELEMENTS(exit_report_fd_env_names); i++) {
+                size_t n = strlen(exit_report_fd_env_names[i]);
+                if (strncmp(entry, exit_report_fd_env_names[i], n) == 0 && entry[n] == '=')
+                        return true;
+        }
+        return false;
+}
+
+char **exit_report_command_env(char *const *env)
+{
+        GPtrArray *out = g_ptr_array_new();
+        for (char *const *e = env; e && *e; e++)
+                if (!exit_report_names_fds(*e))
+                        g_ptr_array_add(out, *e);
+        g_ptr_array_add(out, NULL);
+        return (char **) g_ptr_array_free(out, FALSE);
+}
+
 int exit_report_run_command(const ExitCommand *command, GError **error)
 {
         if (!command || !command->command)
@@ -205,6 +238,7 @@ int exit_report_run_command(const ExitCommand *command, GError **error)
         for (char *const *a = command->args; a && *a; a++)
                 g_ptr_array_add(argv, *a);
         g_ptr_array_add(argv, NULL);
+        g_autofree char **envp = exit_report_command_env(environ);
 
         /* conmon closes everything first, so the caller sees EOF on the sync
          * pipe before the (possibly slow) exit command runs. */
@@ -254,7 +288,7 @@ int exit_report_run_command(const ExitCommand *command, GError **error)
                                 close(fd);
                         }
                 }
-                execv(command->command, (char *const *) argv->pdata);
+                execve(command->command, (char *const *) argv->pdata, envp);
                 _exit(127);
         }
         sigprocmask(SIG_SETMASK, &old, NULL);

@@ -39,10 +39,17 @@ typedef struct {
         const char *oom_score_adj;      /* restored in the child, or NULL      */
 } ExitCommand;
 
+/* Pure: the exit command's environment, `env` less the variables that name
+ * descriptors the command never gets (LISTEN_FDS, LISTEN_PID,
+ * LISTEN_FDNAMES, _OCI_SYNCPIPE, _OCI_STARTPIPE, _OCI_ATTACHPIPE). A
+ * NULL-terminated array of env's own strings: free the array only. */
+char **exit_report_command_env(char *const *env);
+
 /* Run the exit command the way conmon does: close every descriptor >= 3 of
  * the monitor (so the caller sees the sync pipe close first), stop being a
  * subreaper, fork; the child sleeps `delay_seconds`, gets /dev/null as stdio
- * and no other fd, and execs the command with the monitor's environment.
+ * and no other fd, and execs the command with the monitor's environment
+ * less what exit_report_command_env() drops (conmon drops nothing).
  * The monitor then waits for all its children. The command's status is
  * returned (>= 0) for the monitor's own log; it never changes the monitor's
  * exit status. */

@@ -4,6 +4,7 @@
  * GOption itself handles --help), and opens exactly one resource: the k8s-file
  * log, which conmon creates during validation. */
 #include "options.h"
+#include "diag.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -572,6 +573,7 @@ static void options_warn(const CtrmonOptions *o, const char *msg)
         if (o->syslog) {
                 g_autofree char *who = o->log_tag ? g_strdup_printf("%s: %s", o->cid, o->log_tag)
                                                   : g_strdup(o->cid);
+                diag_syslog_open();
                 syslog(LOG_INFO, "conmon %.20s <nwarn>: %s", who, msg);
         }
 }
@@ -789,10 +791,14 @@ int options_parse(int argc, char **argv, CtrmonOptions **ret_options, GError **e
 
         /* Step 2: honoured only once all of argv parsed. */
         if (p.version) {
-                /* g_print(): stdout, flushed */
+                /* g_print(): stdout, flushed. Two lines, as conmon's
+                 * "conmon version X\ncommit: H\n": podman's version probe
+                 * and CRI-O's (third field) read the first, and `podman
+                 * info` shows the output with the first newline turned into
+                 * ", " (getConmonVersion), which makes two lines one:
+                 * "conmon version 2.2.1, ctrmon version 0.1.0, commit: H". */
                 g_print("%s", "conmon version " CTRMON_CONMON_COMPAT_VERSION "\n"
-                              "ctrmon version " CTRMON_VERSION "\n"
-                              "commit: " CTRMON_GIT_COMMIT "\n");
+                              "ctrmon version " CTRMON_VERSION ", commit: " CTRMON_GIT_COMMIT "\n");
                 r = 1;
                 goto finish;
         }

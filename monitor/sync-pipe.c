@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 const char *sync_pipe_key(bool api_version_1, bool exec)
@@ -17,45 +18,72 @@ const char *sync_pipe_key(bool api_version_1, bool exec)
         return exec ? "exit_code" : "pid";
 }
 
+/* The escaped form of one byte (conmon's rules, spec §3.2). */
+static void sync_pipe_escape_byte(GString *out, unsigned char c)
+{
+        switch (c) {
+        case '\\':
+                g_string_append(out, "\\\\");
+                break;
+        case '"':
+                g_string_append(out, "\\\"");
+                break;
+        case '/':
+                g_string_append(out, "\\/");
+                break;
+        case '\n':
+                g_string_append(out, "\\n");
+                break;
+        case '\r':
+                g_string_append(out, "\\r");
+                break;
+        case '\t':
+                g_string_append(out, "\\t");
+                break;
+        case '\b':
+                g_string_append(out, "\\b");
+                break;
+        case '\f':
+                g_string_append(out, "\\f");
+                break;
+        default:
+                /* Bytes >= 0x80 are copied raw, without UTF-8 validation,
+                 * exactly as conmon does. */
+                if (c < 0x20 || c == 0x7f)
+                        g_string_append_printf(out, "\\u%04x", c);
+                else
+                        g_string_append_c(out, (char) c);
+        }
+}
+
+static size_t sync_pipe_escaped_len(unsigned char c)
+{
+        switch (c) {
+        case '\\':
+        case '"':
+        case '/':
+        case '\n':
+        case '\r':
+        case '\t':
+        case '\b':
+        case '\f':
+                return 2;
+        default:
+                return c < 0x20 || c == 0x7f ? 6 : 1;
+        }
+}
+
+static char *sync_pipe_escape_n(const char *s, size_t n)
+{
+        GString *out = g_string_sized_new(n + 16);
+        for (size_t i = 0; i < n; i++)
+                sync_pipe_escape_byte(out, (unsigned char) s[i]);
+        return g_string_free(out, FALSE);
+}
+
 char *sync_pipe_escape(const char *s)
 {
-        GString *out = g_string_sized_new(strlen(s) + 16);
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                switch (*p) {
-                case '\\':
-                        g_string_append(out, "\\\\");
-                        break;
-                case '"':
-                        g_string_append(out, "\\\"");
-                        break;
-                case '/':
-                        g_string_append(out, "\\/");
-                        break;
-                case '\n':
-                        g_string_append(out, "\\n");
-                        break;
-                case '\r':
-                        g_string_append(out, "\\r");
-                        break;
-                case '\t':
-                        g_string_append(out, "\\t");
-                        break;
-                case '\b':
-                        g_string_append(out, "\\b");
-                        break;
-                case '\f':
-                        g_string_append(out, "\\f");
-                        break;
-                default:
-                        /* Bytes >= 0x80 are copied raw, without UTF-8
-                         * validation, exactly as conmon does. */
-                        if (*p < 0x20 || *p == 0x7f)
-                                g_string_append_printf(out, "\\u%04x", *p);
-                        else
-                                g_string_append_c(out, (char) *p);
-                }
-        }
-        return g_string_free(out, FALSE);
+        return sync_pipe_escape_n(s, strlen(s));
 }
 
 char *sync_pipe_format(const char *key, int value, const char *message)
@@ -67,12 +95,46 @@ char *sync_pipe_format(const char *key, int value, const char *message)
         return g_strdup_printf("{\"%s\": %d}\n", key, value);
 }
 
+char *sync_pipe_format_bounded(const char *key, int value, const char *message, size_t max)
+{
+        g_autofree char *line = sync_pipe_format(key, value, message);
+        if (max == 0 || strlen(line) <= max)
+                return g_steal_pointer(&line);
+
+        g_autofree char *head = g_strdup_printf("{\"%s\": %d, \"message\": \"", key, value);
+        static const char tail[] = "\"}\n";
+        if (strlen(head) + sizeof tail - 1 >= max)
+                return g_steal_pointer(&line); /* no room for any message */
+
+        /* Whole escaped bytes only, then back to the start of a UTF-8
+         * sequence, so the cut never makes an invalid escape or character. */
+        size_t room = max - strlen(head) - (sizeof tail - 1), used = 0, n = 0;
+        while (message[n] && used + sync_pipe_escaped_len((unsigned char) message[n]) <= room)
+                used += sync_pipe_escaped_len((unsigned char) message[n++]);
+        while (n > 0 && ((unsigned char) message[n] & 0xc0) == 0x80)
+                n--;
+        if (n == 0)
+                return sync_pipe_format(key, value, NULL); /* as conmon: no empty message */
+        g_autofree char *escaped = sync_pipe_escape_n(message, n);
+        return g_strconcat(head, escaped, tail, NULL);
+}
+
+/* True for a SOCK_SEQPACKET socket: a record per write, which a reader
+ * with a short buffer gets cut (see SYNC_PIPE_SEQPACKET_RECORD_MAX). */
+static bool sync_pipe_is_seqpacket(int fd)
+{
+        int type = 0;
+        socklen_t len = sizeof type;
+        return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
+}
+
 int sync_pipe_send(SyncPipe *pipe, int value, const char *message, GError **error)
 {
         if (!pipe || pipe->fd < 0)
                 return 0;
 
-        g_autofree char *line = sync_pipe_format(pipe->key, value, message);
+        size_t max = sync_pipe_is_seqpacket(pipe->fd) ? SYNC_PIPE_SEQPACKET_RECORD_MAX : 0;
+        g_autofree char *line = sync_pipe_format_bounded(pipe->key, value, message, max);
         const char *p = line;
         size_t left = strlen(line);
         while (left > 0) {

@@ -21,9 +21,24 @@ char *sync_pipe_escape(const char *s);
  * omits the "message" member. */
 char *sync_pipe_format(const char *key, int value, const char *message);
 
-/* Write one message with a single write-all. EPIPE closes the pipe and later
- * messages are skipped silently (the caller went away); other errors are
- * returned. No-op without a pipe. */
+/* podman (4 and 5) passes the sync, start and attach "pipes" as AF_UNIX
+ * SOCK_SEQPACKET socketpairs and reads the sync and attach ones with Go's
+ * bufio.Reader (readConmonPipeData): read()s into its 4096-byte buffer. A
+ * read of a longer record returns its first 4096 bytes and the kernel drops
+ * the rest, so a longer line would reach podman as cut-off JSON ("unexpected
+ * end of JSON input") instead of the runtime's error message. */
+#define SYNC_PIPE_SEQPACKET_RECORD_MAX 4096
+
+/* Pure: sync_pipe_format(), but with the message shortened (whole escaped
+ * bytes, never inside a UTF-8 sequence) so that the line is at most `max`
+ * bytes when it can be; max 0 means no bound. */
+char *sync_pipe_format_bounded(const char *key, int value, const char *message, size_t max);
+
+/* Write one message with a single write-all: on a SOCK_SEQPACKET socket one
+ * record of at most SYNC_PIPE_SEQPACKET_RECORD_MAX bytes (the message is
+ * shortened to fit), on a pipe or stream socket the whole line. EPIPE closes
+ * the pipe and later messages are skipped silently (the caller went away);
+ * other errors are returned. No-op without a pipe. */
 int sync_pipe_send(SyncPipe *pipe, int value, const char *message, GError **error);
 
 /* Parse a decimal fd number from an environment variable such as

@@ -75,7 +75,8 @@ def test_version_reports_conmon_2_2_1_then_ctrmon():
     assert p.returncode == 0
     lines = p.stdout.decode().split("\n")
     assert lines[0] == "conmon version 2.2.1"
-    assert lines[1].startswith("ctrmon version ")
+    assert lines[1].startswith("ctrmon version ") and ", commit: " in lines[1]
+    assert lines[2:] == [""]  # two lines, as conmon's (podman info joins them)
 
 
 def test_version_needs_no_other_options():

@@ -1,7 +1,8 @@
 """--syslog: the monitor's own diagnostics reach syslog(3) -- here the sandbox
 journald's /dev/log -- in conmon's format (spec §6.6):
 
-    ident = program name (no openlog), facility user, LOG_ERR for errors and
+    ident "conmon" (conmon calls no openlog, so glibc uses its program name;
+    ctrmon sets that ident itself), facility user, LOG_ERR for errors and
     LOG_INFO otherwise; text "conmon " + first 20 chars of CID (or of
     "CID: TAG") + " <KIND>: " + message.
 
@@ -9,7 +10,6 @@ A fake runtime that fails makes the daemon (after the fork, stderr already
 /dev/null) log an error; --no-container-partial-message without journald gives
 a warning from the foreground process."""
 import json
-import os
 import time
 import uuid
 
@@ -27,7 +27,7 @@ def test_dev_log_is_journald_socket(systemd_sandbox):
 
 def test_syslog_format_from_foreground_and_daemon(systemd_sandbox, tmp_path):
     monitor = monitor_binary()
-    ident = os.path.basename(monitor)  # glibc: __progname
+    ident = "conmon"  # conmon: glibc's __progname; ctrmon: openlog("conmon")
     runtime = tmp_path / "badrt"
     runtime.write_text(f"#!/bin/sh\necho '{RUNTIME_SAYS}' >&2\nexit 1\n")
     runtime.chmod(0o755)

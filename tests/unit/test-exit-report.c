@@ -549,6 +549,40 @@ START_TEST(test_missing_exit_command_exits_127)
 }
 END_TEST
 
+START_TEST(test_exit_command_env_drops_only_the_fd_naming_variables)
+{
+        char *env[] = { "PATH=/usr/bin", "LISTEN_FDS=1", "LISTEN_PID=4242", "LISTEN_FDNAMES=web",
+                        "_OCI_SYNCPIPE=4", "_OCI_STARTPIPE=5", "_OCI_ATTACHPIPE=6", "LISTEN_FDSX=keep",
+                        "XLISTEN_FDS=keep", "LISTEN_FDS", "HOME=/root", "XDG_RUNTIME_DIR=", NULL };
+        g_autofree char **out = exit_report_command_env(env);
+        g_autofree char *joined = g_strjoinv(" ", out);
+        ck_assert_str_eq(joined, "PATH=/usr/bin LISTEN_FDSX=keep XLISTEN_FDS=keep LISTEN_FDS HOME=/root XDG_RUNTIME_DIR=");
+        g_autofree char **none = exit_report_command_env(NULL);
+        ck_assert_ptr_null(none[0]);
+}
+END_TEST
+
+START_TEST(test_exit_command_does_not_inherit_listen_fds_or_oci_pipes)
+{
+        g_autofree char *out = g_build_filename(tmpdir, "env", NULL);
+        g_autofree char *script = g_strdup_printf("env | grep -E '^(LISTEN_|_OCI_|KEEP_ME)' | sort > '%s'", out);
+        char *args[] = { "-c", script, NULL };
+        ExitCommand cmd = { .command = "/bin/sh", .args = args };
+        g_setenv("LISTEN_FDS", "1", TRUE);
+        g_setenv("LISTEN_PID", "1", TRUE);
+        g_setenv("_OCI_SYNCPIPE", "3", TRUE);
+        g_setenv("KEEP_ME", "yes", TRUE);
+        int r = run_command_in_child(&cmd);
+        g_unsetenv("LISTEN_FDS");
+        g_unsetenv("LISTEN_PID");
+        g_unsetenv("_OCI_SYNCPIPE");
+        g_unsetenv("KEEP_ME");
+        ck_assert_int_eq(r, 0);
+        g_autofree char *content = read_file(tmpdir, "env");
+        ck_assert_str_eq(content, "KEEP_ME=yes\n");
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("exit-report");
@@ -575,6 +609,8 @@ int main(void)
         tcase_add_test(tc, test_exit_command_waits_for_delay);
         tcase_add_test(tc, test_exit_command_status_is_returned_not_imposed);
         tcase_add_test(tc, test_missing_exit_command_exits_127);
+        tcase_add_test(tc, test_exit_command_env_drops_only_the_fd_naming_variables);
+        tcase_add_test(tc, test_exit_command_does_not_inherit_listen_fds_or_oci_pipes);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
