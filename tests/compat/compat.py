@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "podman"))
 
-from podmanworld import (IMAGE, PodmanWorld, proc_stat,  # noqa: E402,F401
-                         wait_until, zombie_children)
+from podmanworld import (IMAGE, PodmanWorld, podman_version,  # noqa: E402,F401
+                         proc_stat, wait_until, zombie_children)
 
 CONMON = "/usr/bin/conmon"
 HEX64 = re.compile(rb"[0-9a-f]{64}")

@@ -86,9 +86,13 @@ def pytest_terminal_summary(terminalreporter):
     text = compat.format_table(TABLE)
     t = sum(r[5] for r in TABLE), sum(r[6] for r in TABLE)
     text += f"\nscenario time: conmon {t[0]:.1f}s, ctrmon {t[1]:.1f}s (run in parallel)\n"
-    terminalreporter.write_sep("=", "compat: conmon vs ctrmon")
+    major = compat.podman_version()[0]
+    terminalreporter.write_sep("=", "compat: conmon vs ctrmon, podman "
+                               + ".".join(map(str, compat.podman_version())))
     terminalreporter.write(text)
     build = os.environ.get("BUILD_DIR")
     if build and os.path.isdir(build):
-        with open(os.path.join(build, "compat-table.txt"), "w") as f:
+        # podman 5's table (tests/lib/in-trixie) next to podman 4's
+        name = "compat-table.txt" if major == 4 else f"compat-table-podman{major}.txt"
+        with open(os.path.join(build, name), "w") as f:
             f.write(text)
