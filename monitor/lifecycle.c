@@ -636,7 +636,6 @@ static int lifecycle_await_runtime(CtrmonContext *ctx)
 static void lifecycle_start_relaying(CtrmonContext *ctx)
 {
         const CtrmonOptions *o = ctx->opts;
-        g_autoptr(GError) error = NULL;
 
         ctx->phase = CTRMON_PHASE_RUNNING;
         if (o->terminal) {
