@@ -18,66 +18,54 @@ const char *sync_pipe_key(bool api_version_1, bool exec)
         return exec ? "exit_code" : "pid";
 }
 
-/* The escaped form of one byte (conmon's rules, spec §3.2). */
-static void sync_pipe_escape_byte(GString *out, unsigned char c)
+/* The escaped form of one byte (conmon's rules, spec §3.2), NUL-terminated
+ * in buf; returns its length. Bytes >= 0x80 are copied raw, without UTF-8
+ * validation, exactly as conmon does. */
+static size_t sync_pipe_escape_byte(unsigned char c, char buf[static 7])
 {
+        char e = 0;
         switch (c) {
         case '\\':
-                g_string_append(out, "\\\\");
-                break;
         case '"':
-                g_string_append(out, "\\\"");
-                break;
         case '/':
-                g_string_append(out, "\\/");
+                e = (char) c;
                 break;
         case '\n':
-                g_string_append(out, "\\n");
+                e = 'n';
                 break;
         case '\r':
-                g_string_append(out, "\\r");
+                e = 'r';
                 break;
         case '\t':
-                g_string_append(out, "\\t");
+                e = 't';
                 break;
         case '\b':
-                g_string_append(out, "\\b");
+                e = 'b';
                 break;
         case '\f':
-                g_string_append(out, "\\f");
+                e = 'f';
                 break;
         default:
-                /* Bytes >= 0x80 are copied raw, without UTF-8 validation,
-                 * exactly as conmon does. */
                 if (c < 0x20 || c == 0x7f)
-                        g_string_append_printf(out, "\\u%04x", c);
-                else
-                        g_string_append_c(out, (char) c);
+                        return (size_t) g_snprintf(buf, 7, "\\u%04x", c);
+                buf[0] = (char) c;
+                buf[1] = '\0';
+                return 1;
         }
-}
-
-static size_t sync_pipe_escaped_len(unsigned char c)
-{
-        switch (c) {
-        case '\\':
-        case '"':
-        case '/':
-        case '\n':
-        case '\r':
-        case '\t':
-        case '\b':
-        case '\f':
-                return 2;
-        default:
-                return c < 0x20 || c == 0x7f ? 6 : 1;
-        }
+        buf[0] = '\\';
+        buf[1] = e;
+        buf[2] = '\0';
+        return 2;
 }
 
 static char *sync_pipe_escape_n(const char *s, size_t n)
 {
         GString *out = g_string_sized_new(n + 16);
-        for (size_t i = 0; i < n; i++)
-                sync_pipe_escape_byte(out, (unsigned char) s[i]);
+        char buf[7];
+        for (size_t i = 0; i < n; i++) {
+                size_t len = sync_pipe_escape_byte((unsigned char) s[i], buf);
+                g_string_append_len(out, buf, (gssize) len);
+        }
         return g_string_free(out, FALSE);
 }
 
@@ -109,8 +97,14 @@ char *sync_pipe_format_bounded(const char *key, int value, const char *message, 
         /* Whole escaped bytes only, then back to the start of a UTF-8
          * sequence, so the cut never makes an invalid escape or character. */
         size_t room = max - strlen(head) - (sizeof tail - 1), used = 0, n = 0;
-        while (message[n] && used + sync_pipe_escaped_len((unsigned char) message[n]) <= room)
-                used += sync_pipe_escaped_len((unsigned char) message[n++]);
+        char buf[7];
+        while (message[n]) {
+                size_t len = sync_pipe_escape_byte((unsigned char) message[n], buf);
+                if (used + len > room)
+                        break;
+                used += len;
+                n++;
+        }
         while (n > 0 && ((unsigned char) message[n] & 0xc0) == 0x80)
                 n--;
         if (n == 0)

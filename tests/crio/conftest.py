@@ -10,9 +10,6 @@ Env:  CTRTEST_KEEP=1 keeps the per-test work dirs under /run/ctrmon-tests.
       about time.
 """
 import os
-import shutil
-import signal
-import subprocess
 import sys
 
 import pytest
@@ -21,43 +18,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 sys.path.insert(0, HERE)
 
+from ctrtest import suite  # noqa: E402
 from ctrtest.monitor import monitor_binary  # noqa: E402
 from ctrtest.rootfs import ensure_rootfs  # noqa: E402
-from ctrtest.runc import Runc  # noqa: E402
 
 import crioemu  # noqa: E402
 
-STATE_ROOT = "/run/ctrmon-tests"
-TEST_TIMEOUT = int(os.environ.get("CTRTEST_TEST_TIMEOUT", "60"))
-
-
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "conmon_differs(reason): the expectation is ctrmon's (what CRI-O "
-        "needs) and Debian's conmon 2.1.6 behaves differently; such tests "
-        "are xfail when CTRMON_BIN reports 'conmon version 2.1.6'")
-
-
-def _binary_version():
-    try:
-        p = subprocess.run([monitor_binary(), "--version"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=10)
-        return p.stdout.decode(errors="replace").splitlines()[0]
-    except Exception:  # missing binary: the tests will say so
-        return ""
+    suite.register_conmon_differs(config, "ctrmon's (what CRI-O needs)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if _binary_version() != "conmon version 2.1.6":
-        return
-    for item in items:
-        m = item.get_closest_marker("conmon_differs")
-        if m:
-            reason = m.args[0] if m.args else m.kwargs.get("reason", "")
-            item.add_marker(pytest.mark.xfail(
-                reason="conmon 2.1.6: " + reason, strict=False))
+    suite.xfail_conmon_differs(items)
 
 
 @pytest.fixture(scope="session")
@@ -86,11 +58,7 @@ def rootfs():
 
 @pytest.fixture(scope="session")
 def session_dir():
-    d = os.path.join(STATE_ROOT, f"crio{os.getpid()}")
-    os.makedirs(d, exist_ok=True)
-    yield d
-    if not os.environ.get("CTRTEST_KEEP"):
-        shutil.rmtree(d, ignore_errors=True)
+    yield from suite.session_dir(f"crio{os.getpid()}")
 
 
 @pytest.fixture(scope="session")
@@ -114,27 +82,14 @@ def cgroup_root():
 @pytest.fixture(scope="session")
 def runc(session_dir):
     """runc with a private --root: CRI-O's runtime_root."""
-    r = Runc(os.path.join(session_dir, "runc"))
-    yield r
-    for cid in r.list_ids():  # anything a test failed to clean up
-        r.delete(cid)
-
-
-class _Timeout(Exception):
-    pass
+    yield from suite.private_runc(session_dir)
 
 
 @pytest.fixture(autouse=True)
 def test_time_limit():
     """No test may hang (CRI-O itself waits for some events without a
-    timeout): SIGALRM aborts the test after TEST_TIMEOUT seconds."""
-    def on_alarm(signum, frame):
-        raise _Timeout(f"test exceeded {TEST_TIMEOUT}s")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    timeout): SIGALRM aborts the test after CTRTEST_TEST_TIMEOUT seconds."""
+    yield from suite.time_limit()
 
 
 _work_counter = iter(range(1, 1 << 30))

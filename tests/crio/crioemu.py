@@ -29,7 +29,6 @@ is bounded (CRI-O's own unbounded waits get the caller's timeout).
 """
 import ctypes
 import errno
-import fcntl
 import json
 import os
 import re
@@ -44,7 +43,8 @@ import uuid
 
 from ctrtest import procs
 from ctrtest.bundle import Bundle
-from ctrtest.wait import scaled, wait_for
+from ctrtest.goexec import GoCmd, go_dedup_env
+from ctrtest.wait import scaled
 
 # --- facts taken from CRI-O's source (see README.md) ------------------------
 
@@ -68,21 +68,7 @@ VERSION_SUPPORTS_LOG_GLOBAL_SIZE_MAX = "2.1.2"
 KUBELET_ROTATE_TIMESTAMP = "%Y%m%d-%H%M%S"   # Go layout "20060102-150405"
 
 
-# --- Go standard library behaviour the emulation depends on -----------------
-
-def go_dedup_env(env):
-    """os/exec dedupEnv: duplicate keys removed, the last value wins, each
-    survivor keeping the position of its last occurrence."""
-    out, seen = [], set()
-    for kv in reversed(env):
-        k = kv.split("=", 1)[0]
-        if k in seen:
-            continue
-        seen.add(k)
-        out.append(kv)
-    out.reverse()
-    return out
-
+# --- Go standard library behaviour (dedupEnv and cmd.Start: ctrtest.goexec) -
 
 def crio_monitor_env(monitor_env=DEFAULT_MONITOR_ENV, crio_env=None,
                      oci_pipes=True, style="prepareEnv"):
@@ -125,74 +111,6 @@ def go_parse_int(s, bits):
 def go_atoi(s):
     """strconv.Atoi (64-bit int)."""
     return go_parse_int(s, 64)
-
-
-class GoCmd:
-    """A child started the way Go's os/exec starts it for CRI-O.
-
-    fds: the list Go's forkExec installs as 0, 1, 2, 3, ... (cmd.Stdin,
-    cmd.Stdout, cmd.Stderr, cmd.ExtraFiles...); every other fd is closed
-    (all of Go's own fds are O_CLOEXEC). env is the exact envp, cwd is
-    cmd.Dir, setpgid is SysProcAttr.Setpgid. The child starts with default
-    dispositions for the signals Python ignores (Go does not ignore them)
-    and an empty signal mask."""
-
-    def __init__(self, argv, env, fds, cwd, setpgid=True):
-        self.argv = list(argv)
-        self.env = list(env)
-        self.cwd = cwd
-        envd = {}
-        for kv in self.env:
-            k, _, v = kv.partition("=")
-            envd[k] = v
-        assert len(envd) == len(self.env), "env must be deduplicated"
-        self.pid = os.fork()
-        if self.pid == 0:  # child: nothing but syscalls until execve
-            try:
-                signal.pthread_sigmask(signal.SIG_SETMASK, [])
-                for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGALRM):
-                    signal.signal(sig, signal.SIG_DFL)
-                if setpgid:
-                    os.setpgid(0, 0)
-                # Go's two passes: move every source out of the way first,
-                # then dup2 each into place (dup2 clears FD_CLOEXEC).
-                high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 256)
-                        for fd in fds]
-                for i, fd in enumerate(high):
-                    os.dup2(fd, i, inheritable=True)
-                os.closerange(len(fds), 1 << 16)
-                os.chdir(cwd)
-                os.execve(self.argv[0], self.argv, envd)
-            except BaseException as e:  # noqa: B902
-                try:
-                    os.write(2, f"go-spawn: {e!r}\n".encode())
-                finally:
-                    os._exit(127)
-        self.returncode = None
-
-    def poll(self):
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout):
-        """The waitpid half of cmd.Wait (bounded)."""
-        wait_for(lambda: self.poll() is not None, timeout,
-                 f"{self.argv[0]} (pid {self.pid}) to exit")
-        return self.returncode
-
-    def kill(self):
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                self.wait(5)
-            except AssertionError:
-                pass
 
 
 def go_wait_buffered(cmd, fds, timeout):

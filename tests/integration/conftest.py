@@ -15,7 +15,6 @@ Env:  CTRTEST_KEEP=1 keeps the per-test work dirs under /run/ctrmon-tests.
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -25,48 +24,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "lib"))
 
 from ctrtest.bundle import Bundle, SessionDir, write_process_spec  # noqa: E402,E501
-from ctrtest.monitor import Monitor, monitor_binary  # noqa: E402
+from ctrtest.monitor import Monitor  # noqa: E402
 from ctrtest.rootfs import ensure_rootfs  # noqa: E402
-from ctrtest.runc import Runc  # noqa: E402
+from ctrtest import suite  # noqa: E402
 
-STATE_ROOT = "/run/ctrmon-tests"
-TEST_TIMEOUT = int(os.environ.get("CTRTEST_TEST_TIMEOUT", "60"))
 from ctrtest.wait import TIME_SCALE  # noqa: E402,F401  (CTRTEST_TIME_SCALE)
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "conmon_differs(reason): the expectation is ctrmon's or conmon "
-        "2.2.1's and Debian's conmon 2.1.6 behaves differently; such tests "
-        "are xfail when CTRMON_BIN reports 'conmon version 2.1.6'")
-
-
+    suite.register_conmon_differs(config, "ctrmon's or conmon 2.2.1's")
     config.addinivalue_line(
         "markers",
         "alone: measures the monitor's latency under a load of its own; under "
         "pytest-xdist no other test runs meanwhile")
 
 
-def _binary_version():
-    try:
-        p = subprocess.run([monitor_binary(), "--version"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=10)
-        return p.stdout.decode(errors="replace").splitlines()[0]
-    except Exception:  # missing binary: the tests will say so
-        return ""
-
-
 def pytest_collection_modifyitems(config, items):
-    if _binary_version() != "conmon version 2.1.6":
-        return
-    for item in items:
-        m = item.get_closest_marker("conmon_differs")
-        if m:
-            reason = m.args[0] if m.args else m.kwargs.get("reason", "")
-            item.add_marker(pytest.mark.xfail(
-                reason="conmon 2.1.6: " + reason, strict=False))
+    suite.xfail_conmon_differs(items)
 
 
 @pytest.fixture(scope="session")
@@ -78,11 +52,7 @@ def rootfs():
 
 @pytest.fixture(scope="session")
 def session_dir():
-    d = os.path.join(STATE_ROOT, f"s{os.getpid()}")
-    os.makedirs(d, exist_ok=True)
-    yield d
-    if not os.environ.get("CTRTEST_KEEP"):
-        shutil.rmtree(d, ignore_errors=True)
+    yield from suite.session_dir(f"s{os.getpid()}")
 
 
 LOAD_HELPER_C = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -114,14 +84,7 @@ def shared(env, load_helper):
 
 @pytest.fixture(scope="session")
 def runc(session_dir):
-    r = Runc(os.path.join(session_dir, "runc"))
-    yield r
-    for cid in r.list_ids():  # anything a test failed to clean up
-        r.delete(cid)
-
-
-class _Timeout(Exception):
-    pass
+    yield from suite.private_runc(session_dir)
 
 
 def _turn_lock(name):
@@ -157,15 +120,9 @@ def xdist_turn(request):
 
 @pytest.fixture(autouse=True)
 def test_time_limit(xdist_turn):
-    """No test may hang: SIGALRM aborts it after TEST_TIMEOUT seconds (the
-    clock starts once the test has its turn)."""
-    def on_alarm(signum, frame):
-        raise _Timeout(f"test exceeded {TEST_TIMEOUT}s")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    """No test may hang: SIGALRM aborts it after CTRTEST_TEST_TIMEOUT
+    seconds (the clock starts once the test has its turn)."""
+    yield from suite.time_limit()
 
 
 def scaled(seconds):

@@ -35,7 +35,6 @@ bounded.
 """
 import ctypes
 import errno
-import fcntl
 import json
 import os
 import re
@@ -45,6 +44,7 @@ import socket
 import subprocess
 import time
 
+from ctrtest.goexec import GoCmd, go_dedup_env
 from ctrtest.wait import scaled, wait_for
 
 # --- facts taken from podman's and containers/common's source ---------------
@@ -63,21 +63,7 @@ PODMAN_LOG_LEVEL = "warning"
 CONMON_VERSION_RE = re.compile(r"^conmon version (?P<Major>\d+).(?P<Minor>\d+).(?P<Patch>\d+)")
 
 
-# --- Go standard library behaviour the emulation depends on ------------------
-
-def go_dedup_env(env):
-    """os/exec dedupEnv: duplicate keys removed, the last value wins, each
-    survivor keeping the position of its last occurrence."""
-    out, seen = [], set()
-    for kv in reversed(env):
-        k = kv.split("=", 1)[0]
-        if k in seen:
-            continue
-        seen.add(k)
-        out.append(kv)
-    out.reverse()
-    return out
-
+# --- the monitor's environment (Go's dedupEnv and cmd.Start: ctrtest.goexec) --
 
 def podman5_conmon_env(podman_env, *, preserve_fds=0, exec_attach=False,
                        runtime_dir=ROOT_RUNTIME_DIR):
@@ -243,7 +229,7 @@ def handle_exit_file(path):
     return st.st_ctime_ns, int(content)
 
 
-# --- os/exec ------------------------------------------------------------------
+# --- the private mounts podman 5 makes for the monitor (GoCmd's pre_exec) ---
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS = 0x00020000
@@ -296,67 +282,6 @@ def private_mounts(binds, staging):
                 open(target, "w").close()
                 _mount(source, target, None, MS_BIND)
     return step
-
-
-class GoCmd:
-    """A child started the way podman's exec.Command(...).Start() starts
-    conmon: fds 0, 1, 2, 3, ... are `fds` (Stdin, Stdout, Stderr,
-    ExtraFiles...), every other fd closed, env exactly `env`, cwd = cmd.Dir
-    (None: podman's own), SysProcAttr{Setpgid: true}. Go does not ignore
-    the signals Python does; the mask is empty. pre_exec runs in the child
-    (e.g. private_mounts)."""
-
-    def __init__(self, argv, env, fds, cwd=None, setpgid=True, pre_exec=None):
-        self.argv, self.env, self.cwd = list(argv), list(env), cwd
-        envd = dict(kv.split("=", 1) for kv in self.env)
-        assert len(envd) == len(self.env), "env must be deduplicated"
-        self.pid = os.fork()
-        if self.pid == 0:
-            try:
-                signal.pthread_sigmask(signal.SIG_SETMASK, [])
-                for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGALRM):
-                    signal.signal(sig, signal.SIG_DFL)
-                if setpgid:
-                    os.setpgid(0, 0)
-                if pre_exec is not None:
-                    pre_exec()
-                high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 256) for fd in fds]
-                for i, fd in enumerate(high):
-                    os.dup2(fd, i, inheritable=True)
-                os.closerange(len(fds), 1 << 16)
-                if cwd is not None:
-                    os.chdir(cwd)
-                os.execve(self.argv[0], self.argv, envd)
-            except BaseException as e:  # noqa: B902
-                try:
-                    os.write(2, f"go-spawn: {e!r}\n".encode())
-                finally:
-                    os._exit(127)
-        self.returncode = None
-
-    def poll(self):
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout):
-        """cmd.Wait() (bounded)."""
-        wait_for(lambda: self.poll() is not None, timeout,
-                 f"{self.argv[0]} (pid {self.pid}) to exit")
-        return self.returncode
-
-    def kill(self):
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                self.wait(5)
-            except AssertionError:
-                pass
 
 
 # --- the podman 5 node: its directories and operations ------------------------
