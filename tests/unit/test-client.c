@@ -75,6 +75,11 @@ START_TEST(test_request_rejects_non_object_params_and_empty_method)
         ck_assert_int_eq(client_proto_encode_request(1, "kill", "{\"a\":", &line, &len), -EINVAL);
         ck_assert_int_eq(client_proto_encode_request(1, "kill", "{} {}", &line, &len), -EINVAL);
         ck_assert_int_eq(client_proto_encode_request(1, "", NULL, &line, &len), -EINVAL);
+        /* json-c's lenient extras: what would go on the wire is not what
+         * the caller wrote ("-10e" would be sent as -10). */
+        ck_assert_int_eq(client_proto_encode_request(1, "kill", "{\"signal\": -10e}", &line, &len), -EINVAL);
+        ck_assert_int_eq(client_proto_encode_request(1, "kill", "{\"signal\": 9,}", &line, &len), -EINVAL);
+        ck_assert_int_eq(client_proto_encode_request(1, "kill", "{\"signal\": 9 /* c */}", &line, &len), -EINVAL);
         ck_assert_ptr_null(line);
 }
 END_TEST
