@@ -354,7 +354,7 @@ def s_exec_forms(w, o):
     finally:
         t.close()
     # the detached exec session goes on, under an exec monitor of this world
-    mons = w.exec_monitors(n)
+    mons = w.settled_exec_monitors(n)
     o["exec monitors after detach"] = sorted(
         exe == w.monitor_real for _, exe in mons)
     o.rc_out_err("ps", w.podman("exec", n, "sh", "-c",

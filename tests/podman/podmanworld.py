@@ -322,6 +322,32 @@ runroot = "{self.runroot}"
                 out.append((int(entry), exe))
         return out
 
+    def settled_exec_monitors(self, name, timeout=15):
+        """exec_monitors() once no exec monitor is between states: none is
+        running its exit command (argv still has --exec, exe is podman), none
+        is a monitor's fork child not yet turned into the runtime, and two
+        reads 0.3 s apart agree.  An exec that ended just before (podman
+        exec -d's, say) leaves such processes for a moment, with either
+        monitor; they are not the sessions that go on."""
+        prev = None
+
+        def settled():
+            nonlocal prev
+            mons = self.exec_monitors(name)
+            pids = {pid for pid, _ in mons}
+            transient = any(exe != self.monitor_real
+                            or (proc_stat(pid) or (None, None))[1] in pids
+                            for pid, exe in mons)
+            same = prev is not None and mons == prev
+            prev = mons
+            if transient or not same:
+                time.sleep(0.3)
+                return None
+            return mons or [None]
+        mons = wait_until(settled, timeout, interval=0,
+                          what=f"the exec monitors of {name} to settle")
+        return [m for m in mons if m is not None]
+
     def assert_monitor_gone(self, info, timeout=10):
         """After the container exited: the monitor process is gone (or a
         zombie waiting for the lazy PID 1) and the container's init was

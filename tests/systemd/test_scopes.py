@@ -188,7 +188,8 @@ def test_user_bus_missing_is_a_warning_and_the_container_runs(systemd_sandbox, m
         assert _listed(sb, cid) == ""
 
         def warnings():
-            q = sb.run(["journalctl", "--no-pager", "-o", "cat", "-t", "ctrmon"], timeout=30)
+            # ident "conmon", as conmon's (see test_syslog.py)
+            q = sb.run(["journalctl", "--no-pager", "-o", "cat", "-t", "conmon"], timeout=30)
             return [m for m in q.stdout.splitlines()
                     if m.startswith(f"conmon {cid[:20]} <nwarn>: Failed to connect to the user bus")]
         found = wait_for(warnings, 10)
