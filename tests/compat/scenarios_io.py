@@ -354,9 +354,14 @@ def s_exec_forms(w, o):
     finally:
         t.close()
     # the detached exec session goes on, under an exec monitor of this world
+    # compared: that the session goes on under this world's monitor; how
+    # many exec monitors are alive at this moment is timing (the exec -d
+    # one may still be ending: CI saw 2 with ctrmon, 1 with conmon) and
+    # only noted.
     mons = w.settled_exec_monitors(n)
-    o["exec monitors after detach"] = sorted(
-        exe == w.monitor_real for _, exe in mons)
+    o["exec monitors after detach"] = sorted({
+        exe == w.monitor_real for _, exe in mons})
+    o.notes["exec monitors alive after detach"] = len(mons)
     o.rc_out_err("ps", w.podman("exec", n, "sh", "-c",
                                 "ps -o args | grep -c '^sh -c echo ready'"))
     o.rc_out_err("stop", w.podman("stop", "-t", "0", n))
