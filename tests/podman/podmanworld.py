@@ -338,15 +338,12 @@ runroot = "{self.runroot}"
             transient = any(exe != self.monitor_real
                             or (proc_stat(pid) or (None, None))[1] in pids
                             for pid, exe in mons)
-            same = prev is not None and mons == prev
+            same = mons == prev
             prev = mons
-            if transient or not same:
-                time.sleep(0.3)
-                return None
-            return mons or [None]
-        mons = wait_until(settled, timeout, interval=0,
-                          what=f"the exec monitors of {name} to settle")
-        return [m for m in mons if m is not None]
+            # a one-element tuple: true for wait_until also when mons is []
+            return None if transient or not same else (mons,)
+        return wait_until(settled, timeout, interval=0.3,
+                          what=f"the exec monitors of {name} to settle")[0]
 
     def assert_monitor_gone(self, info, timeout=10):
         """After the container exited: the monitor process is gone (or a
